@@ -1,0 +1,1 @@
+"""Benchmarks: each measures Trolley against a baseline in the same run and prints the ratio."""

@@ -1,0 +1,71 @@
+"""Trolley's web server: create_app builds it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask
+
+
+def _database_id_converter() -> type:
+    from werkzeug.routing import IntegerConverter
+
+    class DatabaseId(IntegerConverter):
+        """An id in a URL: never larger than a database integer (such a URL is simply not found)."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("max", 2**63 - 1)
+            super().__init__(*args, **kwargs)
+
+    return DatabaseId
+
+
+_DatabaseId = _database_id_converter()
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the Flask app from TROLLEY_* settings plus optional overrides (tests pass `bind`)."""
+    from server.config import load_settings
+    from server.crypto import SecretBox
+    from server.db import Database
+    from server.errors import register_error_handlers
+    from server.extensions import close_db_session, csrf, login_manager
+    from server.web import install_security, register_blueprints
+
+    overrides = dict(config or {})
+    bind = overrides.pop("bind", None)
+    settings = load_settings(overrides=overrides)
+    app = Flask(__name__, instance_path=str(settings.instance_dir))
+    app.url_map.converters["int"] = _DatabaseId
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_NAME="trolley_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SECURE=settings.secure_cookies,
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=8),
+        MAX_CONTENT_LENGTH=settings.max_upload_bytes,
+        WTF_CSRF_TIME_LIMIT=8 * 3600,
+        TESTING=settings.testing,
+        TROLLEY=settings,
+    )
+    app.extensions["trolley.settings"] = settings
+    app.extensions["trolley.db"] = Database(settings.database_url, bind=bind)
+    app.extensions["trolley.box"] = SecretBox(settings.data_keys)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    app.teardown_appcontext(close_db_session)
+    register_blueprints(app)
+    register_error_handlers(app)
+    install_security(app)
+    if settings.behind_proxy:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # One trusted proxy (nginx) in front: its X-Forwarded-For is the real address, which
+        # log-in throttling needs.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+    return app

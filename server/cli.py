@@ -1,0 +1,631 @@
+"""The `trolley` command: serve, demo, users, backups and checks, all on the same services."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import click
+
+from server.config import ConfigError, Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+
+class Context:
+    """Settings and the database, built lazily so `--help` needs neither."""
+
+    def __init__(self, overrides: dict[str, Any] | None = None) -> None:
+        self.overrides = overrides or {}
+        self._settings: Settings | None = None
+        self._db: Any = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            try:
+                self._settings = load_settings(overrides=self.overrides)
+            except ConfigError as exc:
+                raise click.ClickException(f"configuration: {exc}") from exc
+        return self._settings
+
+    @property
+    def db(self) -> Any:
+        if self._db is None:
+            from server.db import Database
+
+            self._db = Database(self.settings.database_url)
+        return self._db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.dispose()
+            self._db = None
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def _fail_on_domain_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn domain errors into a one-line message and exit code 1, never a traceback."""
+    import functools
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        from server.errors import TrolleyError
+
+        try:
+            return fn(*args, **kwargs)
+        except TrolleyError as exc:
+            raise click.ClickException(exc.message) from exc
+
+    return run
+
+
+class TrolleyGroup(click.Group):
+    """The top-level command: domain command groups are loaded on first use (no import cycles)."""
+
+    _loaded = False
+
+    def _load(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            _domain_commands(self)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        self._load()
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=TrolleyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Trolley: device management for schools. Settings come from TROLLEY_* variables."""
+    logging.basicConfig(
+        level=os.environ.get("TROLLEY_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("alembic", "transitions", "amqtt"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    ctx.obj = ctx.obj or Context()
+    ctx.call_on_close(lambda: ctx.obj.close())
+
+
+# --- database -----------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@pass_ctx
+def db_upgrade(ctx: Context) -> None:
+    """Run the migrations up to the newest schema."""
+    from server.db import migrate
+
+    migrate(ctx.db.engine)
+    click.echo("The database schema is up to date.")
+
+
+def _require_current_schema(ctx: Context) -> None:
+    from server.db import head_revisions, schema_revisions
+
+    current, wanted = schema_revisions(ctx.db.engine), head_revisions()
+    if current != wanted:
+        raise click.ClickException(
+            f"the database schema is at {', '.join(sorted(current)) or 'nothing'}, not "
+            f"{', '.join(sorted(wanted))}: run `trolley db upgrade` first"
+        )
+
+
+# --- serving ------------------------------------------------------------------------------
+
+
+def _serve(host: str, port: int, workers: int, env: dict[str, str]) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    os.environ.update(env)
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in {
+                "bind": f"{host}:{port}",
+                "workers": workers,
+                "worker_class": "gthread",
+                "threads": 4,
+                "graceful_timeout": 5,
+                "timeout": 60,
+                "accesslog": None,
+                "errorlog": "-",
+                "loglevel": "warning",
+            }.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            from server import create_app
+
+            return create_app()
+
+    Server().run()
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int)
+@pass_ctx
+def serve(ctx: Context, host: str, port: int, workers: int) -> None:
+    """Serve the web app with gunicorn (the schema must be current)."""
+    ctx.settings  # noqa: B018  (fail fast on configuration before forking)
+    _require_current_schema(ctx)
+    _serve(host, port, workers, {})
+
+
+class Children:
+    """Processes the demo starts; all stopped when it stops (Ctrl-C reaches them too)."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.running: list[subprocess.Popen[bytes]] = []
+
+    def start(self, *args: str) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen([sys.executable, *args], env=self.env)
+        self.running.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        for proc in reversed(self.running):
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in reversed(self.running):
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _wait_for_port(port: int, timeout: float = 30.0) -> bool:
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--seed-only", is_flag=True, help="Create the demo school and stop.")
+@click.option(
+    "--no-devices", is_flag=True, help="Do not start the broker, worker and simulated fleet."
+)
+@click.pass_context
+def demo(click_ctx: click.Context, host: str, port: int, seed_only: bool, no_devices: bool) -> None:
+    """The demo school on SQLite: web server, worker, embedded broker and a simulated fleet."""
+    from server.crypto import SecretBox
+    from server.db import migrate
+    from server.enrolment.services import server_key, write_broker_passwords
+    from server.schools.demo import seed_demo
+
+    ctx = Context({"demo": True})
+    click_ctx.obj.close()
+    click_ctx.obj = ctx
+    click_ctx.call_on_close(ctx.close)
+    migrate(ctx.db.engine)
+    with ctx.db.begin() as session:
+        school, logins = seed_demo(session)
+        name = school.name
+        server_key(session, SecretBox(ctx.settings.data_keys))
+        write_broker_passwords(session, ctx.settings)
+    click.echo(f"\n  Trolley demo: {name}\n  Open http://{host}:{port}/ and log in as:\n")
+    for login in logins:
+        click.echo(f"    {login.role.label:<26} {login.email:<28} password: {login.password}")
+    click.echo(
+        "\n  Headteacher, technician and administrator also set up a 6-digit code on first log-in"
+        "\n  (scan the QR code with an authenticator app, or type the key it shows).\n"
+        "  Press Ctrl-C to stop.\n"
+    )
+    if seed_only:
+        return
+    env = {
+        **os.environ,
+        "TROLLEY_DEMO": "1",
+        "TROLLEY_INSTANCE_DIR": str(ctx.settings.instance_dir),
+        "TROLLEY_BASE_URL": os.environ.get("TROLLEY_BASE_URL", f"http://{host}:{port}"),
+    }
+    children = Children(env)
+    try:
+        if not no_devices:
+            for needed, what in ((port, "web server"), (ctx.settings.mqtt_port, "MQTT broker")):
+                if not _port_free(needed):
+                    raise click.ClickException(
+                        f"port {needed} (the {what}) is already in use: stop whatever uses it, "
+                        "or choose another with --port / TROLLEY_MQTT_PORT."
+                    )
+            broker = children.start("-m", "server", "broker")
+            if not _wait_for_port(ctx.settings.mqtt_port, timeout=20) or broker.poll() is not None:
+                raise click.ClickException(
+                    "the embedded broker did not start; see the messages above"
+                )
+            children.start("-m", "server", "worker", "--tick", "2")
+            children.start("-m", "server", "demo-fleet", "--port", str(port))
+        ctx.close()  # no database connection may cross gunicorn's fork
+        _serve(host, port, 2, env)
+    finally:
+        children.stop()
+
+
+@main.command("demo-fleet", hidden=True)
+@click.option("--port", type=int, required=True, help="The demo web server's port")
+def demo_fleet(port: int) -> None:
+    """Enrol the demo school's devices and become their simulated fleet (started by demo)."""
+    from server.schools.demo import demo_fleet_arguments
+
+    ctx = Context({"demo": True})
+    if not _wait_for_port(port, timeout=60):
+        raise click.ClickException("the demo web server did not start; no fleet")
+    arguments = demo_fleet_arguments(ctx.db, ctx.settings)
+    ctx.close()
+    # Become the simulator, so stopping this process stops the fleet.
+    os.execv(sys.executable, [sys.executable, "-m", "kiosk_client", *arguments])  # noqa: S606
+
+
+# --- schools and people -------------------------------------------------------------------
+
+
+@main.group()
+def schools() -> None:
+    """Schools (each is separate: nobody sees another school's data)."""
+
+
+@schools.command("create")
+@click.argument("slug")
+@click.argument("name")
+@pass_ctx
+@_fail_on_domain_errors
+def schools_create(ctx: Context, slug: str, name: str) -> None:
+    """Add a school with the short name SLUG."""
+    from server.schools.services import create_school
+
+    with ctx.db.begin() as session:
+        create_school(session, slug=slug, name=name)
+    click.echo(f"Created school {slug}.")
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+        if not password:
+            raise click.ClickException("no password on standard input")
+        return password
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@main.group()
+def users() -> None:
+    """People who log in."""
+
+
+@users.command("create")
+@click.argument("email")
+@click.option(
+    "--role",
+    required=True,
+    help="teacher, computing_lead, sbm, headteacher, technician, governor or admin",
+)
+@click.option(
+    "--school", "school_slug", default=None, help="School short name (default: the only one)"
+)
+@click.option("--name", default=None, help="Full name (default: the e-mail)")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input")
+@pass_ctx
+@_fail_on_domain_errors
+def users_create(
+    ctx: Context,
+    email: str,
+    role: str,
+    school_slug: str | None,
+    name: str | None,
+    password_stdin: bool,
+) -> None:
+    """Create a person who can log in."""
+    from sqlalchemy import select
+
+    from server.auth.models import Role
+    from server.auth.services import create_user, get_school
+    from server.schools.models import School
+
+    try:
+        role_value = Role(role)
+    except ValueError as exc:
+        raise click.BadParameter(
+            f"choose one of {', '.join(r.value for r in Role)}", param_hint="--role"
+        ) from exc
+    password = _read_password(password_stdin)
+    with ctx.db.begin() as session:
+        if school_slug:
+            school = get_school(session, school_slug)
+        else:
+            found = session.scalars(select(School).limit(2)).all()
+            if len(found) != 1:
+                raise click.ClickException(
+                    "say which school with --school SLUG"
+                    if found
+                    else "there is no school yet: run `trolley schools create SLUG NAME` first"
+                )
+            school = found[0]
+        user = create_user(
+            session,
+            actor=None,
+            school=school,
+            email=email,
+            name=name or email,
+            role=role_value,
+            password=password,
+        )
+        click.echo(f"Created {user.email} ({role_value.label}) in {school.slug}.")
+
+
+@users.command("reset-password")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input")
+@pass_ctx
+@_fail_on_domain_errors
+def users_reset_password(ctx: Context, email: str, password_stdin: bool) -> None:
+    """Set a new password, sign the person out everywhere and clear any lock-out."""
+    from server.auth.services import reset_password
+
+    password = _read_password(password_stdin)
+    with ctx.db.begin() as session:
+        reset_password(session, actor=None, email=email, password=password)
+    click.echo(f"Password reset for {email}; their other sessions were signed out.")
+
+
+@users.command("token")
+@click.argument("email")
+@click.option("--name", default="Command-line token", show_default=True)
+@pass_ctx
+@_fail_on_domain_errors
+def users_token(ctx: Context, email: str, name: str) -> None:
+    """Print a new personal API token for EMAIL (shown once)."""
+    from sqlalchemy import select
+
+    from server.auth.models import User
+    from server.auth.services import issue_token, normalise_email
+    from server.errors import NotFound
+
+    with ctx.db.begin() as session:
+        user = session.scalar(select(User).where(User.email == normalise_email(email)))
+        if user is None:
+            raise NotFound(f"No account for {email}.")
+        _token, plain = issue_token(session, user, name)
+    click.echo(plain)
+
+
+# --- keys, activity, backups --------------------------------------------------------------
+
+
+@main.group()
+def keys() -> None:
+    """Keys that encrypt secrets at rest."""
+
+
+@keys.command("new")
+def keys_new() -> None:
+    """Print a new data key (put it first in TROLLEY_DATA_KEYS to rotate)."""
+    from server.crypto import new_data_key
+
+    click.echo(new_data_key())
+
+
+@main.group()
+def activity() -> None:
+    """The activity trail."""
+
+
+@activity.command("verify")
+@pass_ctx
+def activity_verify(ctx: Context) -> None:
+    """Check the hash chain; exit 1 and name the first tampered entry if it is broken."""
+    from server.activity.services import verify_chain
+
+    with ctx.db.begin() as session:
+        result = verify_chain(session)
+    if result.ok:
+        click.echo(f"The activity trail is intact ({result.checked} entries checked).")
+        return
+    click.echo(
+        f"TAMPERED: entry {result.first_bad_seq} (id {result.first_bad_id}): {result.reason}. "
+        f"{result.checked} entries before it are intact.",
+        err=True,
+    )
+    sys.exit(1)
+
+
+def _pg_args(url: str) -> tuple[str, list[str]]:
+    """A libpq URI for pg_dump/pg_restore and the schema to limit them to, if any."""
+    plain = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    options = parse_qs(urlsplit(plain).query).get("options", [""])[0]
+    schema = options.split("search_path=", 1)[1].split()[0] if "search_path=" in options else None
+    return plain, ([f"--schema={schema}"] if schema else [])
+
+
+def _sqlite_path(url: str) -> Path:
+    return Path(url.split("sqlite:///", 1)[1])
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@pass_ctx
+def backup(ctx: Context, file: Path) -> None:
+    """Write a consistent copy of the database to FILE while Trolley keeps running."""
+    url = ctx.settings.database_url
+    tmp = file.with_name(file.name + ".partial")
+    if ctx.settings.is_sqlite:
+        source = sqlite3.connect(_sqlite_path(url))
+        target = sqlite3.connect(tmp)
+        try:
+            source.backup(target)  # SQLite's online backup: a consistent snapshot
+        finally:
+            target.close()
+            source.close()
+    else:
+        uri, extra = _pg_args(url)
+        if shutil.which("pg_dump") is None:
+            raise click.ClickException("pg_dump is not installed (PostgreSQL client tools)")
+        subprocess.run(
+            ["pg_dump", "--format=custom", "--no-owner", f"--file={tmp}", *extra, uri], check=True
+        )
+    tmp.replace(file)
+    click.echo(f"Backup written to {file} ({file.stat().st_size:,} bytes).")
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation")
+@pass_ctx
+def restore(ctx: Context, file: Path, yes: bool) -> None:
+    """Replace the database with the backup in FILE (stop the server first)."""
+    url = ctx.settings.database_url
+    if not yes:
+        click.confirm(
+            f"This replaces everything in the database with {file}. Continue?", abort=True
+        )
+    if ctx.settings.is_sqlite:
+        check = sqlite3.connect(f"file:{file}?mode=ro", uri=True)
+        try:
+            if check.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
+                raise click.ClickException(f"{file} is damaged; nothing was restored")
+            tables = {
+                r[0] for r in check.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+        except sqlite3.DatabaseError as exc:
+            raise click.ClickException(f"{file} is not a Trolley backup ({exc})") from exc
+        finally:
+            check.close()
+        if "alembic_version" not in tables or "devices" not in tables:
+            raise click.ClickException(f"{file} is not a Trolley backup; nothing was restored")
+        source = sqlite3.connect(file)
+        target = sqlite3.connect(_sqlite_path(url), timeout=30)
+        try:
+            source.backup(target)  # page-by-page copy under SQLite's own locking
+        finally:
+            target.close()
+            source.close()
+    else:
+        uri, extra = _pg_args(url)
+        subprocess.run(
+            [
+                "pg_restore",
+                "--clean",
+                "--if-exists",
+                "--no-owner",
+                "--single-transaction",
+                *extra,
+                f"--dbname={uri}",
+                str(file),
+            ],
+            check=True,
+        )
+    click.echo(f"Restored the database from {file}.")
+
+
+@main.command()
+@click.option("--tick", default=5.0, show_default=True, help="Seconds between scheduler passes")
+@click.option(
+    "--client-id",
+    default="trolley-worker-1",
+    show_default=True,
+    help="MQTT client id; give each worker its own",
+)
+@click.option(
+    "--shared",
+    is_flag=True,
+    help="Share device topics with other workers ($share, Mosquitto/EMQX only)",
+)
+@click.option("--no-broker", is_flag=True, help="Run scheduled jobs only")
+@pass_ctx
+def worker(ctx: Context, tick: float, client_id: str, shared: bool, no_broker: bool) -> None:
+    """Publish commands and desired state, record acks and reports, run scheduled jobs."""
+    from server.worker import run_forever
+
+    _require_current_schema(ctx)
+    run_forever(
+        ctx.db,
+        ctx.settings,
+        tick=tick,
+        client_id=client_id,
+        shared=shared,
+        with_broker=not no_broker,
+    )
+
+
+def pick_school(session: Any, slug: str | None) -> Any:
+    """The school named, or the only one there is."""
+    from sqlalchemy import select
+
+    from server.auth.services import get_school
+    from server.schools.models import School
+
+    if slug:
+        return get_school(session, slug)
+    found = session.scalars(select(School).limit(2)).all()
+    if len(found) != 1:
+        raise click.ClickException(
+            "say which school with --school SLUG"
+            if found
+            else "there is no school yet: run `trolley schools create SLUG NAME` first"
+        )
+    return found[0]
+
+
+def _domain_commands(top: click.Group) -> None:
+    """Each domain may add a command group (`group`) and commands (`commands`) in commands.py.
+
+    Groups of the same name from several domains merge (e.g. `trolley devices ...`).
+    """
+    import importlib
+
+    for folder in sorted(Path(__file__).parent.iterdir()):
+        if not (folder / "commands.py").exists():
+            continue
+        module = importlib.import_module(f"server.{folder.name}.commands")
+        found = [getattr(module, "group", None), *getattr(module, "commands", [])]
+        for command in filter(None, found):
+            existing = top.commands.get(command.name or "")
+            if isinstance(existing, click.Group) and isinstance(command, click.Group):
+                for sub in command.commands.values():
+                    existing.add_command(sub)
+            else:
+                top.add_command(command)

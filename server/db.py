@@ -1,0 +1,198 @@
+"""Engines, sessions, the declarative base and migrations."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+T = TypeVar("T")
+# PostgreSQL's deadlock, serialisation failure and lock-not-available codes.
+_CONTENTION_CODES = {"40P01", "40001", "55P03"}
+
+
+def is_contention(exc: BaseException) -> bool:
+    """Two transactions met on the same rows (or SQLite's lock timed out): try again."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return code in _CONTENTION_CODES or "database is locked" in str(exc.orig)
+
+
+def retrying(session: Session, work: Callable[[], T], *, attempts: int = 3) -> T:
+    """Run a unit of work that commits, again from the start if the database chose it as the
+    loser of a deadlock; anything else, or a third loss, propagates."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return work()
+        except DBAPIError as exc:
+            session.rollback()
+            if attempt == attempts or not is_contention(exc):
+                raise
+            log.info("database contention (attempt %d of %d); retrying", attempt, attempts)
+            time.sleep(0.02 * attempt)
+    raise AssertionError("unreachable")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Always an aware UTC datetime in Python, whatever the database keeps."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; pass an aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime()}
+
+
+def _sqlite_setup(engine: Engine, *, immediate: bool) -> None:
+    """WAL, foreign keys, a busy timeout; we emit BEGIN ourselves so savepoints behave."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        # Writers take the lock up front: no deadlock-prone lock upgrades under load.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def make_engine(url: str, *, immediate: bool = True, **kwargs: Any) -> Engine:
+    """An engine for SQLite (WAL, FKs, BEGIN IMMEDIATE for writers) or PostgreSQL."""
+    if url.startswith("sqlite"):
+        kwargs.setdefault("connect_args", {"timeout": 15, "check_same_thread": False})
+        if ":memory:" in url or url in {"sqlite://", "sqlite:///"}:
+            raise ValueError("an in-memory SQLite database cannot be shared; use a file")
+        engine = create_engine(url, **kwargs)
+        _sqlite_setup(engine, immediate=immediate)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+class Database:
+    """The session factories: one for writing requests (lock up front) and one for reading."""
+
+    def __init__(self, url: str, *, bind: Connection | None = None) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if bind is not None:
+            # Tests: every session joins the test's outer transaction through savepoints.
+            self.engine = bind.engine
+            factory = sessionmaker(
+                bind=bind, join_transaction_mode="create_savepoint", expire_on_commit=False
+            )
+            self._writer = self._reader = factory
+            return
+        self.engine = make_engine(url, immediate=True)
+        self._writer = sessionmaker(bind=self.engine, expire_on_commit=False)
+        if self.is_sqlite:
+            self.read_engine = make_engine(url, immediate=False)
+            self._reader = sessionmaker(bind=self.read_engine, expire_on_commit=False)
+        else:
+            self._reader = self._writer
+
+    def session(self, *, write: bool = True) -> Session:
+        return (self._writer if write else self._reader)()
+
+    @contextmanager
+    def begin(self) -> Iterator[Session]:
+        """A writing session for the CLI and worker: commit on success, roll back on error."""
+        session = self.session(write=True)
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        if getattr(self, "read_engine", None) is not None:
+            self.read_engine.dispose()
+
+
+def alembic_config(connection: Connection | None = None) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def migrate(target: Engine | Connection, revision: str = "heads") -> None:
+    """Bring the schema to `revision` by running the Alembic migrations."""
+    from alembic import command
+
+    if isinstance(target, Engine):
+        with target.connect() as connection:
+            command.upgrade(alembic_config(connection), revision)
+            connection.commit()
+    else:
+        command.upgrade(alembic_config(target), revision)
+
+
+def schema_revisions(engine: Engine) -> set[str]:
+    """The revisions the database is at (one per branch of domain migrations)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return set(MigrationContext.configure(connection).get_current_heads())
+
+
+def head_revisions() -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    return set(ScriptDirectory.from_config(alembic_config()).get_heads())

@@ -1,0 +1,147 @@
+"""The asset register: devices and their timeline."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from server.auth.models import User
+from server.db import Base, utcnow
+from server.schools.models import Location, enum_column
+
+
+class Platform(enum.StrEnum):
+    IPADOS = "ipados"
+    CHROMEOS = "chromeos"
+    LINUX = "linux"
+    OTHER = "other"
+
+
+class DeviceStatus(enum.StrEnum):
+    IN_STOCK = "in_stock"
+    IN_SERVICE = "in_service"
+    IN_REPAIR = "in_repair"
+    LOST = "lost"
+    STOLEN = "stolen"
+    DISPOSED = "disposed"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ").capitalize()
+
+
+class Device(Base):
+    __tablename__ = "devices"
+    __table_args__ = (
+        UniqueConstraint("school_id", "asset_tag"),
+        UniqueConstraint("serial"),
+        UniqueConstraint("home_location_id", "home_slot"),
+        # Each filter or sort key, then the asset tag: a page comes straight off the index in
+        # order (bench/bench_register.py). The status index also carries what a text search
+        # reads, so counting matches never touches the table.
+        Index(
+            "ix_devices_school_status_search",
+            "school_id",
+            "status",
+            "asset_tag",
+            "serial",
+            "model",
+            "holder_id",
+        ),
+        Index("ix_devices_school_home_tag", "school_id", "home_location_id", "asset_tag"),
+        Index("ix_devices_school_current_tag", "school_id", "current_location_id", "asset_tag"),
+        Index(
+            "ix_devices_school_warranty_tag", "school_id", "warranty_until", "asset_tag", "status"
+        ),
+        Index("ix_devices_school_model_tag", "school_id", "model", "asset_tag"),
+        Index("ix_devices_school_last_seen_tag", "school_id", "last_seen_at", "asset_tag"),
+        Index("ix_devices_school_purchased_tag", "school_id", "purchase_date", "asset_tag"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    school_id: Mapped[int] = mapped_column(ForeignKey("schools.id", ondelete="CASCADE"), index=True)
+    asset_tag: Mapped[str] = mapped_column(String(32))
+    serial: Mapped[str] = mapped_column(String(64))
+    platform: Mapped[Platform] = mapped_column(enum_column(Platform))
+    make: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(120))
+    os_version: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[DeviceStatus] = mapped_column(
+        enum_column(DeviceStatus), default=DeviceStatus.IN_STOCK
+    )
+    home_location_id: Mapped[int | None] = mapped_column(ForeignKey("locations.id"))
+    home_slot: Mapped[int | None] = mapped_column(Integer)
+    current_location_id: Mapped[int | None] = mapped_column(ForeignKey("locations.id"))
+    holder_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    purchase_date: Mapped[date | None]
+    purchase_cost_pence: Mapped[int | None] = mapped_column(Integer)
+    supplier: Mapped[str | None] = mapped_column(String(120))
+    warranty_until: Mapped[date | None]
+    notes: Mapped[str | None] = mapped_column(Text)
+    last_seen_at: Mapped[datetime | None]
+    photo_count: Mapped[int | None] = mapped_column(Integer)
+    photo_count_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    home_location: Mapped[Location | None] = relationship(foreign_keys=[home_location_id])
+    current_location: Mapped[Location | None] = relationship(foreign_keys=[current_location_id])
+    holder: Mapped[User | None] = relationship()
+
+
+class DeviceEvent(Base):
+    """One line of a device's timeline: scans, moves, commands, reports, audits, loans."""
+
+    __tablename__ = "device_events"
+    __table_args__ = (Index("ix_device_events_device_at", "device_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    school_id: Mapped[int] = mapped_column(ForeignKey("schools.id", ondelete="CASCADE"), index=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(32))
+    summary: Mapped[str] = mapped_column(String(500))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    actor: Mapped[User | None] = relationship()
+
+
+class ChangeRequestStatus(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DECLINED = "declined"
+    CANCELLED = "cancelled"
+
+
+class LocationChangeRequest(Base):
+    """A proposed new home for a device; the SBM approves or declines it (P-REG-2)."""
+
+    __tablename__ = "location_change_requests"
+    __table_args__ = (Index("ix_location_change_requests_school_status", "school_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    school_id: Mapped[int] = mapped_column(ForeignKey("schools.id", ondelete="CASCADE"))
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
+    from_location_id: Mapped[int | None] = mapped_column(ForeignKey("locations.id"))
+    to_location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"))
+    to_slot: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(500))
+    status: Mapped[ChangeRequestStatus] = mapped_column(
+        enum_column(ChangeRequestStatus), default=ChangeRequestStatus.PENDING
+    )
+    requested_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None]
+    decision_reason: Mapped[str | None] = mapped_column(String(500))
+
+    device: Mapped[Device] = relationship()
+    from_location: Mapped[Location | None] = relationship(foreign_keys=[from_location_id])
+    to_location: Mapped[Location] = relationship(foreign_keys=[to_location_id])
+    requested_by: Mapped[User] = relationship(foreign_keys=[requested_by_id])
+    decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])

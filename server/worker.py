@@ -1,0 +1,560 @@
+"""The worker: runs scheduled jobs that domains register in their `jobs.py`.
+
+The MQTT side (publishing queued commands, consuming acks and reports) plugs in here too.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from paho.mqtt import client as paho
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from mqtt.client import BrokerURL, make_client_for_url
+from mqtt.envelope import decode_public_key, open_envelope
+from mqtt.envelope import sign as sign_envelope
+from mqtt.errors import MqttError
+from mqtt.messages import Ack, Report, build_command, build_desired
+from mqtt.topics import (
+    QOS,
+    STATUS_ONLINE,
+    TopicKind,
+    cmd_topic,
+    desired_topic,
+    parse_device_topic,
+    server_subscriptions,
+)
+from server.commands import services as commands
+from server.commands.services import Outgoing
+from server.config import Settings
+from server.crypto import SecretBox
+from server.db import Database, utcnow
+from server.enrolment.models import DeviceIdentity
+from server.enrolment.services import (
+    SigningKey,
+    server_key,
+    trusted_server_keys,
+)
+
+log = logging.getLogger(__name__)
+
+# How long a sender found unknown or revoked is not looked up again.
+UNKNOWN_FOR = timedelta(seconds=30)
+# FD_SETSIZE on Linux: select() cannot watch a descriptor at or above it.
+SELECT_LIMIT = 1024
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a job gets: a session it may commit, the (injectable) time and the settings."""
+
+    session: Session
+    now: datetime
+    settings: Settings
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    every: timedelta
+    run: Callable[[JobContext], object]
+
+
+JOBS: dict[str, Job] = {}
+
+
+def job(
+    name: str, *, every: timedelta
+) -> Callable[[Callable[[JobContext], object]], Callable[[JobContext], object]]:
+    """Register a scheduled job; it must be safe to run twice (several workers may run it)."""
+
+    def register(fn: Callable[[JobContext], object]) -> Callable[[JobContext], object]:
+        JOBS[name] = Job(name, every, fn)
+        return fn
+
+    return register
+
+
+def discover_jobs() -> dict[str, Job]:
+    """Import every domain's jobs.py so their @job registrations run."""
+    for folder in sorted(Path(__file__).parent.iterdir()):
+        if (folder / "jobs.py").exists():
+            importlib.import_module(f"server.{folder.name}.jobs")
+    return dict(JOBS)
+
+
+@dataclass
+class Scheduler:
+    """Runs each job when it falls due; a failing job is logged and retried next time."""
+
+    database: Database
+    settings: Settings
+    jobs: dict[str, Job] = field(default_factory=discover_jobs)
+    last_run: dict[str, datetime] = field(default_factory=dict)
+
+    def run_due(self, now: datetime | None = None) -> list[str]:
+        now = now or utcnow()
+        ran = []
+        for name, scheduled in sorted(self.jobs.items()):
+            last = self.last_run.get(name)
+            if last is not None and now - last < scheduled.every:
+                continue
+            self.run_one(name, now)
+            ran.append(name)
+        return ran
+
+    def run_one(self, name: str, now: datetime | None = None) -> None:
+        now = now or utcnow()
+        scheduled = self.jobs[name]
+        session = self.database.session(write=True)
+        try:
+            scheduled.run(JobContext(session, now, self.settings))
+            session.commit()
+        except Exception:
+            session.rollback()
+            log.exception("job %s failed; it will run again", name)
+        finally:
+            session.close()
+            self.last_run[name] = now
+
+
+def run_forever(
+    database: Database,
+    settings: Settings,
+    *,
+    tick: float = 5.0,
+    client_id: str = "trolley-worker-1",
+    shared: bool = False,
+    with_broker: bool = True,
+) -> None:
+    """The `trolley worker` loop: publish, consume, run jobs; stop cleanly on SIGTERM or SIGINT."""
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("worker stopping (signal %s)", signum)
+        stop.set()
+        if channel is not None:
+            channel.wake()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    channel: DeviceChannel | None = None
+    if with_broker:
+        channel = DeviceChannel(
+            database,
+            settings,
+            SecretBox(settings.data_keys),
+            broker_url=broker_url_for_worker(settings),
+            client_id=client_id,
+            shared=shared,
+        )
+        channel.start()
+    scheduler = Scheduler(database, settings)
+    log.info("worker started with jobs: %s", ", ".join(sorted(scheduler.jobs)) or "none")
+    next_jobs = 0.0
+    try:
+        while not stop.is_set():
+            if channel is not None:
+                channel.publish_pending()
+                channel.publish_desired()
+            if time.monotonic() >= next_jobs:
+                scheduler.run_due()
+                next_jobs = time.monotonic() + tick
+            if channel is not None:
+                channel.wait_for_work(0.2)
+            else:
+                stop.wait(tick)
+    finally:
+        if channel is not None:
+            channel.stop()
+
+
+# --- the device channel: MQTT side of the worker -----------------------------------------
+
+
+@dataclass
+class ChannelStats:
+    published: int = 0
+    desired_published: int = 0
+    acks: int = 0
+    reports: int = 0
+    presence: int = 0
+    rejected: int = 0
+
+
+class DeviceChannel:
+    """Publishes the command outbox and desired state; consumes acks, reports and presence.
+
+    The database stays the source of truth: a crash anywhere loses nothing, because queued rows
+    are published again and devices ignore a command id they have already seen.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        settings: Settings,
+        box: SecretBox,
+        *,
+        broker_url: str,
+        client_id: str = "trolley-worker-1",
+        shared: bool = False,
+        batch: int = 500,
+        publish_timeout: float = 10.0,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        import server.models_registry  # noqa: F401  (every mapper, or the first ack fails to load)
+
+        self.database = database
+        self.settings = settings
+        self.box = box
+        self.broker_url = broker_url
+        self.client_id = client_id
+        self.shared = shared
+        self.batch = batch
+        self.publish_timeout = publish_timeout
+        self.clock = clock
+        self.stats = ChannelStats()
+        self.inbox: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self.connected = threading.Event()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._keys: dict[int, tuple[str, Ed25519PublicKey]] = {}  # identity id → its key
+        self._unknown: dict[str, datetime] = {}  # mqtt id → when to look it up again
+        self._consumer: threading.Thread | None = None
+        self.client = make_client_for_url(
+            broker_url, client_id, clean_session=False, max_inflight=0
+        )
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.client.on_socket_open = self._on_socket_open
+
+    # paho callbacks run on the network thread: hand off, never block
+    def _on_connect(
+        self, client: Any, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        if reason.is_failure:
+            log.error("broker refused the worker: %s", reason)
+            return
+        for topic in server_subscriptions(shared=self.shared):
+            client.subscribe(topic, qos=QOS)
+        self.connected.set()
+        self._wake.set()
+        log.info("worker connected to the broker as %s", self.client_id)
+
+    def _on_disconnect(self, *_args: Any) -> None:
+        self.connected.clear()
+        log.warning("worker lost the broker; paho reconnects with backoff")
+
+    def _on_socket_open(self, _client: Any, _userdata: Any, sock: Any) -> None:
+        # paho's network thread uses select(): a socket numbered past its limit never connects
+        # and paho retries silently, so say why (a process already holding ~1,000 sockets).
+        if sock.fileno() >= SELECT_LIMIT:
+            log.error(
+                "the broker socket is file descriptor %d, beyond what select() can watch (%d); "
+                "the worker cannot connect: run it in a process with fewer open sockets",
+                sock.fileno(),
+                SELECT_LIMIT,
+            )
+
+    def _on_message(self, _client: Any, _userdata: Any, message: Any) -> None:
+        self.inbox.put((message.topic, bytes(message.payload)))
+
+    def start(self) -> None:
+        url = BrokerURL.parse(self.broker_url)
+        self.client.connect_async(url.host, url.port, keepalive=30)
+        self.client.loop_start()
+        self._consumer = threading.Thread(
+            target=self._consume_forever, name="trolley-acks", daemon=True
+        )
+        self._consumer.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._consumer is not None:
+            self._consumer.join(timeout=10)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def wake(self) -> None:
+        """Publish now rather than at the next tick (e.g. a device just came online)."""
+        self._wake.set()
+
+    def wait_for_work(self, timeout: float) -> None:
+        self._wake.wait(timeout)
+        self._wake.clear()
+
+    # --- publishing -----------------------------------------------------------------
+    def _publish_all(self, messages: list[tuple[str, bytes, bool]]) -> bool:
+        """Publish a burst and wait for every PUBACK; False if the broker did not take them all."""
+        infos = []
+        for topic, payload, retain in messages:
+            info = self.client.publish(topic, payload, qos=QOS, retain=retain)
+            if info.rc != paho.MQTT_ERR_SUCCESS:
+                return False
+            infos.append(info)
+        deadline = time.monotonic() + self.publish_timeout
+        for info in infos:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            try:
+                info.wait_for_publish(timeout=remaining)
+            except (RuntimeError, ValueError):
+                return False
+            if not info.is_published():
+                return False
+        return True
+
+    def _sign_commands(
+        self, signing: SigningKey, outgoing: list[Outgoing]
+    ) -> list[tuple[str, bytes, bool]]:
+        return [
+            (
+                cmd_topic(item.mqtt_id),
+                sign_envelope(
+                    build_command(
+                        item.type,
+                        device_id=item.mqtt_id,
+                        kid=signing.kid,
+                        seq=item.seq,
+                        now=item.iat,
+                        args=item.args,
+                        exp=item.exp,
+                        cmd_id=item.cmd_id,
+                    ).to_body(),
+                    signing.private_key,
+                ),
+                False,
+            )
+            for item in outgoing
+        ]
+
+    def publish_pending(self) -> int:
+        """Publish queued commands in batches; what the broker does not acknowledge stays queued."""
+        if not self.connected.is_set():
+            return 0
+        total = 0
+        while True:
+            with self.database.begin() as session:
+                now = self.clock()
+                outgoing = commands.claim_outgoing(session, now=now, limit=self.batch)
+                if not outgoing:
+                    return total
+                signing = server_key(session, self.box)
+                if not self._publish_all(self._sign_commands(signing, outgoing)):
+                    session.rollback()
+                    log.warning(
+                        "broker did not take %d command(s); they stay queued", len(outgoing)
+                    )
+                    return total
+                commands.mark_sent(session, [o.command_id for o in outgoing], now=now)
+            total += len(outgoing)
+            self.stats.published += len(outgoing)
+            if len(outgoing) < self.batch:
+                return total
+
+    def publish_desired(self) -> int:
+        """Publish changed desired states (retained); the profiles domain owns the outbox."""
+        if not self.connected.is_set():
+            return 0
+        try:
+            from server.profiles import services as profiles
+            from server.profiles.models import DeviceDesiredState
+        except ImportError:
+            return 0
+        with self.database.begin() as session:
+            now = self.clock()
+            rows = session.execute(
+                select(DeviceDesiredState, DeviceIdentity)
+                .join(
+                    DeviceIdentity,
+                    (DeviceIdentity.device_id == DeviceDesiredState.device_id)
+                    & DeviceIdentity.revoked_at.is_(None),
+                )
+                .where(
+                    or_(
+                        DeviceDesiredState.published_sha256.is_(None),
+                        DeviceDesiredState.published_sha256 != DeviceDesiredState.sha256,
+                    )
+                )
+                .limit(self.batch)
+            ).all()
+            if not rows:
+                return 0
+            signing = server_key(session, self.box)
+            trusted = trusted_server_keys(session)
+            messages = []
+            for state, identity in rows:
+                if state.document is None:
+                    payload = b""  # an empty retained message clears the old profile
+                else:
+                    desired = build_desired(
+                        state.document,
+                        device_id=identity.mqtt_id,
+                        kid=signing.kid,
+                        version=int(state.document.get("version", 0) or 0),
+                        now=int(now.timestamp()),
+                        trusted_keys=trusted,
+                    )
+                    payload = sign_envelope(desired.to_body(), signing.private_key)
+                messages.append((desired_topic(identity.mqtt_id), payload, True))
+            if not self._publish_all(messages):
+                session.rollback()
+                return 0
+            for state, _identity in rows:
+                profiles.mark_published(session, state.device_id, state.sha256, now)
+        self.stats.desired_published += len(rows)
+        return len(rows)
+
+    # --- consuming ------------------------------------------------------------------
+    def _consume_forever(self) -> None:
+        while not self._stop.is_set():
+            try:
+                first = self.inbox.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            batch = [first]
+            while len(batch) < self.batch:
+                try:
+                    batch.append(self.inbox.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self.process(batch)
+            except Exception:
+                log.exception("could not record %d device message(s); retrying", len(batch))
+                for item in batch:
+                    self.inbox.put(item)
+                time.sleep(1)
+
+    def _identities(
+        self, session: Session, mqtt_ids: set[str], now: datetime
+    ) -> dict[str, tuple[DeviceIdentity, Ed25519PublicKey]]:
+        """The live identities (with their devices) behind a batch's senders, in one query."""
+        # An id found unknown or revoked is not looked up again for UNKNOWN_FOR: a broker can
+        # hold many stale retained statuses, and each would otherwise cost a query.
+        wanted = sorted(m for m in mqtt_ids if self._unknown.get(m, now) <= now)
+        found: dict[str, tuple[DeviceIdentity, Ed25519PublicKey]] = {}
+        if not wanted:
+            return found
+        rows = session.scalars(
+            select(DeviceIdentity)
+            .where(DeviceIdentity.mqtt_id.in_(wanted))
+            .options(selectinload(DeviceIdentity.device))
+        )
+        for identity in rows:
+            if identity.revoked_at is not None:
+                continue
+            key = self._keys.get(identity.id)
+            if key is None or key[0] != identity.kid:
+                key = (identity.kid, decode_public_key(identity.public_key))
+                self._keys[identity.id] = key
+            found[identity.mqtt_id] = (identity, key[1])
+        missing = [m for m in wanted if m not in found]
+        if missing:
+            if len(self._unknown) > 10_000:  # forget expired entries rather than grow forever
+                self._unknown = {m: t for m, t in self._unknown.items() if t > now}
+            for mqtt_id in missing:
+                self._unknown[mqtt_id] = now + UNKNOWN_FOR
+        return found
+
+    def process(self, batch: list[tuple[str, bytes]]) -> None:
+        """Verify and record a batch of device messages in one transaction."""
+        # Acks go first, all together (one query for their commands), then reports and presence
+        # in topic order: per device, the order sorting by topic always gave.
+        messages = []
+        for topic, payload in batch:
+            try:
+                mqtt_id, kind = parse_device_topic(topic)
+            except MqttError:
+                continue
+            if kind in (TopicKind.ACK, TopicKind.REPORTED, TopicKind.STATUS):
+                messages.append((topic, mqtt_id, kind, payload))
+        if not messages:
+            return
+        # The same order in every worker; stable, so a device's messages keep their order.
+        messages.sort(key=lambda item: item[0])
+        republish = False
+        with self.database.begin() as session:
+            now = self.clock()
+            known = self._identities(session, {item[1] for item in messages}, now)
+            acks: list[tuple[DeviceIdentity, Ack]] = []
+            later = []
+            for topic, mqtt_id, kind, payload in messages:
+                sender = known.get(mqtt_id)
+                if sender is None:
+                    self.stats.rejected += 1
+                    log.warning("message on %s from an unknown or revoked device", topic)
+                    continue
+                if kind is not TopicKind.ACK:
+                    later.append((topic, kind, payload, sender))
+                    continue
+                try:
+                    acks.append((sender[0], Ack.from_body(self._open(payload, sender, now))))
+                except MqttError as exc:
+                    self.stats.rejected += 1
+                    log.warning("rejected a message on %s: %s", topic, exc)
+            commands.record_acks(session, acks, now=now)
+            self.stats.acks += len(acks)
+            for topic, kind, payload, (identity, public_key) in later:
+                if kind is TopicKind.STATUS:
+                    # Only this device may publish here (broker ACL); the LWT cannot be signed.
+                    online = payload == STATUS_ONLINE
+                    commands.record_presence(session, identity, online=online, now=now)
+                    self.stats.presence += 1
+                    if online:
+                        again = commands.unacknowledged(session, identity, now=now)
+                        if again:
+                            signing = server_key(session, self.box)
+                            self._publish_all(self._sign_commands(signing, again))
+                        republish = True
+                    continue
+                try:
+                    body = self._open(payload, (identity, public_key), now)
+                    commands.record_report(session, identity, Report.from_body(body), now=now)
+                    self.stats.reports += 1
+                except MqttError as exc:
+                    self.stats.rejected += 1
+                    log.warning("rejected a message on %s: %s", topic, exc)
+        if republish:
+            self.wake()
+
+    @staticmethod
+    def _open(
+        payload: bytes, sender: tuple[DeviceIdentity, Ed25519PublicKey], now: datetime
+    ) -> dict[str, Any]:
+        """A device message's body, verified against that device's registered key."""
+        identity, public_key = sender
+        return open_envelope(
+            payload,
+            {identity.kid: public_key},
+            device_id=identity.mqtt_id,
+            now=int(now.timestamp()),
+        )
+
+
+def broker_url_for_worker(settings: Settings) -> str:
+    """The server's own broker login: the embedded broker's, or the configured external one."""
+    if settings.mqtt_url:
+        return settings.mqtt_url
+    from server.enrolment.services import server_broker_password
+
+    return (
+        f"mqtt://{settings.mqtt_server_user}:{server_broker_password(settings)}"
+        f"@127.0.0.1:{settings.mqtt_port}"
+    )

@@ -1,0 +1,238 @@
+"""The worker's consumer on its own: batches of signed device messages against a real database."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Connection, Engine, event, select
+from sqlalchemy.orm import Session
+
+from mqtt.envelope import encode_public_key, key_id, sign
+from mqtt.messages import AckState, build_ack
+from mqtt.topics import ack_topic, status_topic
+from server.commands.models import Command, CommandStatus
+from server.crypto import SecretBox
+from server.db import Database, utcnow
+from server.devices.models import Device, DeviceEvent
+from server.enrolment.models import DeviceIdentity
+from server.worker import UNKNOWN_FOR, DeviceChannel
+from tests.server.conftest import settings_on
+
+
+@dataclass
+class Sender:
+    """An enrolled device whose key the test holds, so it can sign acks."""
+
+    identity: DeviceIdentity
+    key: Ed25519PrivateKey
+
+    def ack(self, command: Command, state: AckState, **result: Any) -> tuple[str, bytes]:
+        mqtt_id = self.identity.mqtt_id
+        body = build_ack(
+            command.cmd_id,
+            state,
+            device_id=mqtt_id,
+            kid=self.identity.kid,
+            now=int(utcnow().timestamp()),
+            result=result or None,
+        ).to_body()
+        return ack_topic(mqtt_id), sign(body, self.key)
+
+
+@pytest.fixture
+def now() -> datetime:
+    return utcnow()
+
+
+@pytest.fixture
+def channel(
+    database: tuple[str, Engine], connection: Connection, tmp_path: Path, now: datetime
+) -> Iterator[DeviceChannel]:
+    """The worker's channel on the test's transaction; never connected (process is called)."""
+    settings = settings_on(database[0], tmp_path / "instance")
+    made = DeviceChannel(
+        Database(database[0], bind=connection),
+        settings,
+        SecretBox(settings.data_keys),
+        broker_url="mqtt://127.0.0.1:1",
+        clock=lambda: now,
+    )
+    yield made
+    made.client.loop_stop()
+
+
+@pytest.fixture
+def sender(session: Session, make_device: Callable[..., Device]) -> Callable[[], Sender]:
+    def make() -> Sender:
+        device = make_device()
+        key = Ed25519PrivateKey.generate()
+        identity = DeviceIdentity(
+            school_id=device.school_id,
+            device_id=device.id,
+            mqtt_id=f"dev-{uuid.uuid4().hex[:12]}",
+            public_key=encode_public_key(key.public_key()),
+            kid=key_id(key.public_key()),
+            broker_secret_hash="h",
+            platform="simulated",
+        )
+        session.add(identity)
+        session.commit()
+        return Sender(identity, key)
+
+    return make
+
+
+def _sent(session: Session, sender: Sender, command_type: str = "wipe_photos") -> Command:
+    now = utcnow()
+    command = Command(
+        school_id=sender.identity.school_id,
+        device_id=sender.identity.device_id,
+        cmd_id=str(uuid.uuid4()),
+        type=command_type,
+        args={},
+        status=CommandStatus.SENT,
+        created_at=now,
+        approved_at=now,
+        sent_at=now,
+        expires_at=now + timedelta(days=1),
+        attempts=1,
+        mqtt_id=sender.identity.mqtt_id,
+        seq=1,
+    )
+    session.add(command)
+    session.commit()
+    return command
+
+
+def _fresh(session: Session, command: Command) -> Command:
+    session.expire_all()
+    found = session.get(Command, command.id)
+    assert found is not None
+    return found
+
+
+def _events(session: Session, device_id: int) -> list[str]:
+    return list(
+        session.scalars(
+            select(DeviceEvent.summary)
+            .where(DeviceEvent.device_id == device_id, DeviceEvent.kind == "command")
+            .order_by(DeviceEvent.id)
+        )
+    )
+
+
+@pytest.fixture
+def statements(database: tuple[str, Engine]) -> Iterator[list[str]]:
+    """Every SQL statement the engine runs while the test does."""
+    seen: list[str] = []
+
+    def listen(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        seen.append(statement)
+
+    engine = database[1]
+    event.listen(engine, "before_cursor_execute", listen)
+    yield seen
+    event.remove(engine, "before_cursor_execute", listen)
+
+
+def test_a_batch_of_acks_costs_one_query_for_its_commands(
+    session: Session,
+    channel: DeviceChannel,
+    sender: Callable[[], Sender],
+    statements: list[str],
+    now: datetime,
+) -> None:
+    """P-PHOTO-1: `received` then `done` in one batch is recorded as done, with both times."""
+    senders = [sender() for _ in range(3)]
+    sent = [_sent(session, s) for s in senders]
+    batch = [s.ack(c, AckState.RECEIVED) for s, c in zip(senders, sent, strict=True)]
+    batch += [
+        s.ack(c, AckState.DONE, deleted=4, remaining=0) for s, c in zip(senders, sent, strict=True)
+    ]
+    statements.clear()
+    channel.process(batch)
+    assert len([s for s in statements if s.lstrip().startswith("SELECT") and "commands" in s]) == 1
+    for s, command in zip(senders, sent, strict=True):
+        done = _fresh(session, command)
+        assert done.status is CommandStatus.DONE
+        assert done.received_at == done.finished_at == now
+        assert done.result == {"deleted": 4, "remaining": 0}
+        assert _events(session, s.identity.device_id) == ["Photos wiped (4 deleted, 0 left)"]
+    assert channel.stats.acks == 6 and channel.stats.rejected == 0
+
+
+def test_duplicate_and_late_acks_change_nothing(
+    session: Session, channel: DeviceChannel, sender: Callable[[], Sender], now: datetime
+) -> None:
+    """A repeated `done` and a `received` arriving after it leave the recorded wipe alone."""
+    device = sender()
+    command = _sent(session, device)
+    done = device.ack(command, AckState.DONE, deleted=2, remaining=0)
+    channel.process([done, device.ack(command, AckState.RECEIVED), done])
+    channel.process([device.ack(command, AckState.RECEIVED), done])
+    recorded = _fresh(session, command)
+    assert recorded.status is CommandStatus.DONE and recorded.finished_at == now
+    assert _events(session, device.identity.device_id) == ["Photos wiped (2 deleted, 0 left)"]
+
+
+def test_unverified_refusals_and_strangers_commands_are_ignored(
+    session: Session, channel: DeviceChannel, sender: Callable[[], Sender]
+) -> None:
+    """A refusal of an unverifiable message, an unknown cmd_id and another device's command
+    move nothing; the device's own real ack in the same batch still counts."""
+    device, other = sender(), sender()
+    mine, theirs = _sent(session, device), _sent(session, other)
+    unknown = Command(cmd_id=str(uuid.uuid4()))
+    channel.process(
+        [
+            device.ack(mine, AckState.REJECTED, verified=False),
+            device.ack(unknown, AckState.DONE),
+            device.ack(theirs, AckState.DONE),
+            device.ack(mine, AckState.RECEIVED),
+        ]
+    )
+    assert _fresh(session, mine).status is CommandStatus.RECEIVED
+    assert _fresh(session, theirs).status is CommandStatus.SENT
+    assert _events(session, other.identity.device_id) == []
+
+
+def test_an_unknown_sender_is_looked_up_once_in_a_while(
+    channel: DeviceChannel, statements: list[str], now: datetime
+) -> None:
+    """Retained statuses of devices long gone do not each cost a query."""
+    stale = [(status_topic(f"dev-gone{n:04d}"), b"online") for n in range(5)]
+
+    def lookups() -> int:
+        return len([s for s in statements if "FROM device_identities" in s])
+
+    channel.process(stale)
+    assert lookups() == 1 and channel.stats.rejected == 5
+    channel.process(stale)
+    assert lookups() == 1 and channel.stats.rejected == 10
+    channel.clock = lambda: now + UNKNOWN_FOR + timedelta(seconds=1)
+    channel.process(stale[:1])
+    assert lookups() == 2
+
+
+def test_a_revoked_sender_is_refused_even_after_it_was_known(
+    session: Session, channel: DeviceChannel, sender: Callable[[], Sender], now: datetime
+) -> None:
+    """A device factory-reset since its last message cannot ack with its old key."""
+    device = sender()
+    first, second = _sent(session, device), _sent(session, device)
+    channel.process([device.ack(first, AckState.DONE)])
+    assert _fresh(session, first).status is CommandStatus.DONE
+    identity = session.get(DeviceIdentity, device.identity.id)
+    assert identity is not None
+    identity.revoked_at = now
+    session.commit()
+    channel.process([device.ack(second, AckState.DONE)])
+    assert _fresh(session, second).status is CommandStatus.SENT
+    assert channel.stats.rejected == 1

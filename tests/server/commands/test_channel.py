@@ -1,0 +1,142 @@
+"""The worker's device channel over real brokers and databases."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from server.commands import services
+from server.commands.models import Command, CommandStatus
+from server.devices.models import Device
+from server.errors import Forbidden
+from tests.server.commands.conftest import Live, wait_until
+
+
+def _statuses(live: Live) -> list[CommandStatus]:
+    with live.database.begin() as session:
+        return list(session.scalars(select(Command.status).order_by(Command.id)))
+
+
+def _issue(
+    live: Live, command_type: str, devices: list[Device] | None = None, **args: object
+) -> list[int]:
+    with live.database.begin() as session:
+        actor = session.merge(live.technician)
+        targets = [session.merge(d) for d in (devices or live.devices)]
+        made = services.issue(session, actor, targets, command_type, dict(args), commit=False)
+        session.flush()
+        return [c.id for c in made]
+
+
+def test_wipe_reaches_every_device_and_is_recorded(live: Live) -> None:
+    """P-PHOTO-1: a wipe is published, executed once, acknowledged and recorded with its result."""
+    for fake in live.fakes:
+        fake.connect()
+    _issue(live, "wipe_photos")
+    for fake in live.fakes:
+        command = fake.answer()
+        assert command.type.value == "wipe_photos"
+    wait_until(lambda: _statuses(live) == [CommandStatus.DONE] * 3, what="three done acks")
+    with live.database.begin() as session:
+        photo_counts = session.scalars(
+            select(Device.photo_count).where(Device.id.in_([d.id for d in live.devices]))
+        )
+        assert set(photo_counts) == {0}
+        results = session.scalars(select(Command.result)).all()
+        assert all(r == {"deleted": 3, "remaining": 0} for r in results)
+
+
+def test_offline_device_gets_its_wipe_when_it_returns(live: Live) -> None:
+    """P-PHOTO-1: a device that was off when its wipe was sent is wiped when it reconnects."""
+    fake = live.fakes[0]
+    fake.connect()
+    fake.disconnect()  # a persistent session now exists, with the device away
+    _issue(live, "wipe_photos", [live.devices[0]])
+    wait_until(lambda: _statuses(live) == [CommandStatus.SENT], what="the command to be sent")
+    fake.connect()
+    fake.answer()
+    wait_until(lambda: _statuses(live) == [CommandStatus.DONE], what="the late ack")
+
+
+def test_forged_ack_changes_nothing(live: Live) -> None:
+    """An ack not signed by the device's registered key is refused and logged."""
+    fake = live.fakes[1]
+    fake.connect()
+    _issue(live, "ping", [live.devices[1]])
+    fake.answer(forge=True)
+    wait_until(lambda: live.channel.stats.rejected >= 2, what="both forged acks to be refused")
+    wait_until(lambda: _statuses(live) == [CommandStatus.SENT], what="the send to be committed")
+
+
+def test_factory_reset_needs_a_second_person(live: Live) -> None:
+    """P-LEAVE-1: a factory reset waits for another account's approval before it is sent."""
+    (command_id,) = _issue(live, "factory_reset", [live.devices[2]])
+    assert _statuses(live) == [CommandStatus.PENDING_APPROVAL]
+    with live.database.begin() as session:
+        with pytest.raises(Forbidden):
+            services.approve(session, session.merge(live.technician), command_id=command_id)
+    with live.database.begin() as session:
+        services.approve(session, session.merge(live.head), command_id=command_id)
+    fake = live.fakes[2]
+    fake.connect()
+    command = fake.answer()
+    assert command.type.value == "factory_reset"
+
+
+def test_a_device_refusing_a_forgery_does_not_cancel_the_real_command(live: Live) -> None:
+    """A forgery reusing a real cmd_id makes the device say 'rejected, unverified': ignored."""
+    import time as clock
+
+    from mqtt.envelope import key_id, sign
+    from mqtt.messages import AckState, build_ack
+    from mqtt.topics import QOS, ack_topic
+
+    fake = live.fakes[0]
+    fake.connect()
+    (command_id,) = _issue(live, "ping", [live.devices[0]])
+    wait_until(lambda: _statuses(live) == [CommandStatus.SENT], what="the command to be sent")
+    with live.database.begin() as session:
+        cmd_id = session.get(Command, command_id).cmd_id  # type: ignore[union-attr]
+    refusal = build_ack(
+        cmd_id,
+        AckState.REJECTED,
+        device_id=fake.mqtt_id,
+        kid=key_id(fake.key.public_key()),
+        now=int(clock.time()),
+        detail="bad signature",
+        result={"verified": False},
+    )
+    info = fake.client.publish(ack_topic(fake.mqtt_id), sign(refusal.to_body(), fake.key), qos=QOS)
+    info.wait_for_publish(timeout=5)
+    wait_until(lambda: live.channel.stats.acks >= 1, what="the refusal to be processed")
+    assert _statuses(live) == [CommandStatus.SENT]
+    fake.answer()
+    wait_until(lambda: _statuses(live) == [CommandStatus.DONE], what="the real ack")
+
+
+def test_a_lost_ack_is_recovered_by_asking_again(live: Live) -> None:
+    """An online device whose `done` never arrived is asked again and re-acknowledges."""
+    from datetime import timedelta
+
+    from server.db import utcnow
+
+    fake = live.fakes[0]
+    fake.connect()
+    _issue(live, "wipe_photos", [live.devices[0]])
+    fake.inbox.get(timeout=15)  # received but never answered: the ack is "lost"
+    wait_until(lambda: _statuses(live) == [CommandStatus.SENT], what="the command to be sent")
+
+    def online() -> bool:
+        from server.enrolment.models import DeviceIdentity
+
+        with live.database.begin() as session:
+            found = session.scalar(
+                select(DeviceIdentity.online).where(DeviceIdentity.mqtt_id == fake.mqtt_id)
+            )
+            return bool(found)
+
+    wait_until(online, what="the device to be seen online")
+    with live.database.begin() as session:
+        assert services.resend_unfinished(session, now=utcnow() + timedelta(minutes=4)) == 1
+    fake.answer()
+    wait_until(lambda: _statuses(live) == [CommandStatus.DONE], what="the recovered ack")

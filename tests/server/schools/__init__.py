@@ -1,0 +1,1 @@
+"""Location tree and term tests."""

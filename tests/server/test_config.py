@@ -1,0 +1,54 @@
+"""Settings are validated at start-up with one clear message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from server.config import ConfigError, load_settings
+
+
+def test_production_needs_a_secret_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="TROLLEY_SECRET_KEY is not set"):
+        load_settings(env={"TROLLEY_INSTANCE_DIR": str(tmp_path)})
+
+
+def test_production_needs_data_keys(tmp_path: Path) -> None:
+    env = {"TROLLEY_INSTANCE_DIR": str(tmp_path), "TROLLEY_SECRET_KEY": "x" * 40}
+    with pytest.raises(ConfigError, match="TROLLEY_DATA_KEYS"):
+        load_settings(env=env)
+
+
+def test_bad_data_key_is_named(tmp_path: Path) -> None:
+    env = {
+        "TROLLEY_INSTANCE_DIR": str(tmp_path),
+        "TROLLEY_SECRET_KEY": "x" * 40,
+        "TROLLEY_DATA_KEYS": "not-a-key",
+    }
+    with pytest.raises(ConfigError, match="not a valid key"):
+        load_settings(env=env)
+
+
+def test_unknown_database_is_refused(tmp_path: Path) -> None:
+    env = {"TROLLEY_INSTANCE_DIR": str(tmp_path), "TROLLEY_DATABASE_URL": "mysql://x/y"}
+    with pytest.raises(ConfigError, match="TROLLEY_DATABASE_URL"):
+        load_settings(env=env, overrides={"demo": True})
+
+
+def test_demo_makes_and_keeps_its_secrets_outside_the_database(tmp_path: Path) -> None:
+    first = load_settings(env={"TROLLEY_INSTANCE_DIR": str(tmp_path)}, overrides={"demo": True})
+    second = load_settings(env={"TROLLEY_INSTANCE_DIR": str(tmp_path)}, overrides={"demo": True})
+    assert first.secret_key == second.secret_key and first.data_keys == second.data_keys
+    assert (tmp_path / "data.key").stat().st_mode & 0o777 == 0o600
+    assert first.database_url == f"sqlite:///{tmp_path.resolve() / 'trolley.db'}"
+    assert first.secure_cookies is False
+
+
+def test_production_cookies_are_secure(tmp_path: Path) -> None:
+    env = {
+        "TROLLEY_INSTANCE_DIR": str(tmp_path),
+        "TROLLEY_SECRET_KEY": "x" * 40,
+        "TROLLEY_DATA_KEYS": "Xz7bq0q4bq4w1Xn2l3uQx1m5yV6f0k3d7R9sT2uV4wA=",
+    }
+    assert load_settings(env=env).secure_cookies is True
