@@ -38,6 +38,9 @@ a small `Broker` subclass make it behave like the generated Mosquitto configurat
   amqtt left those sockets open, in CLOSE_WAIT or until garbage collection); and with
   `BrokerTLS.require_certificate` its TLS listener demands a client certificate; a certificate
   presented must name the user it logs in as.
+* `_TrolleyHandler` keeps an outgoing QoS 1 message in flight until it is acknowledged (amqtt
+  forgets it after 5 s without a PUBACK, or when the connection drops), so a client that
+  stopped reading gets it again, marked DUP, when its session resumes.
 
 The subclass overrides private amqtt methods, which is why pyproject pins `amqtt<0.13`; the
 tests in `tests/mqtt/test_broker_contract.py` and `tests/mqtt/test_broker_fleet_faults.py` fail
@@ -72,8 +75,9 @@ from amqtt.errors import AMQTTError, MQTTError, NoDataError
 from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
 from amqtt.mqtt.constants import QOS_1, QOS_2
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
+from amqtt.mqtt.puback import PubackPacket
 from amqtt.plugins.base import BaseAuthPlugin, BasePlugin, BaseTopicPlugin
-from amqtt.session import Session
+from amqtt.session import OUTGOING, IncomingApplicationMessage, OutgoingApplicationMessage, Session
 from amqtt.utils import format_client_message, gen_client_id
 
 from mqtt.errors import BrokerConfigError, BrokerError, MqttError, PasswordFileError
@@ -466,6 +470,35 @@ class _StreamWriterAdapter(StreamWriterAdapter):  # type: ignore[misc]
             await asyncio.wait_for(self._writer.wait_closed(), _CLOSE_DRAIN_TIMEOUT)
 
 
+class _TrolleyHandler(BrokerProtocolHandler):  # type: ignore[misc]
+    """amqtt's broker-side handler, except that a QoS 1 message stays in flight until PUBACKed.
+
+    amqtt 0.12.1 forgets an outgoing QoS 1 message 5 s after sending it without a PUBACK, or
+    when the connection drops, so a client that was slow to read, or whose connection had
+    stopped, never received it. MQTT 3.1.1 (4.4) keeps it and sends it again, marked DUP, when
+    the session resumes; amqtt's own reconnect path does that for what is left in flight.
+    """
+
+    async def _handle_qos1_message_flow(
+        self, app_message: OutgoingApplicationMessage | IncomingApplicationMessage
+    ) -> None:
+        try:
+            await super()._handle_qos1_message_flow(app_message)
+        except (TimeoutError, asyncio.CancelledError):
+            if app_message.direction == OUTGOING and self.session is not None:
+                self.session.inflight_out[app_message.packet_id] = app_message
+            raise
+
+    async def handle_puback(self, puback: PubackPacket) -> None:
+        """A PUBACK after amqtt stopped waiting still completes the message it acknowledges."""
+        header = puback.variable_header
+        packet_id = header.packet_id if header is not None else None
+        if packet_id not in self._puback_waiters and self.session is not None:
+            if self.session.inflight_out.pop(packet_id, None) is not None:
+                return
+        await super().handle_puback(puback)
+
+
 class _TrolleyBroker(Broker):  # type: ignore[misc]
     """amqtt's Broker with authentication first and ACL-checked retained re-delivery."""
 
@@ -498,7 +531,7 @@ class _TrolleyBroker(Broker):  # type: ignore[misc]
     ) -> tuple[BrokerProtocolHandler, Session]:
         """Read CONNECT, authenticate, and only then resume, replace or create the session."""
         try:
-            handler, session = await BrokerProtocolHandler.init_from_connect(
+            handler, session = await _TrolleyHandler.init_from_connect(
                 reader, writer, self.plugins_manager
             )
         except BaseException as exc:

@@ -6,6 +6,7 @@ trolley/v1/dev/{device_id}/desired   server → device  QoS 1, retained
 trolley/v1/dev/{device_id}/ack       device → server  QoS 1
 trolley/v1/dev/{device_id}/reported  device → server  QoS 1
 trolley/v1/dev/{device_id}/status    device → server  QoS 1, retained ("online"; LWT "offline")
+trolley/v1/srv/{client_id}/heartbeat worker → itself  QoS 1 (proves the broker still delivers)
 ```
 
 The device id is also the device's MQTT username and client id, so the broker ACL can pin a
@@ -41,6 +42,7 @@ __all__ = [
     "server_subscriptions",
     "status_topic",
     "validate_device_id",
+    "worker_heartbeat_topic",
 ]
 
 PREFIX = "trolley/v1"
@@ -55,6 +57,8 @@ DEVICE_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{2,63}")
 # The shared-subscription group the server's workers join on Mosquitto/EMQX.
 DEFAULT_SHARE_GROUP = "trolley"
 _SHARE_GROUP_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# A worker's client id, as a topic level of its own heartbeat.
+_CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class TopicKind(StrEnum):
@@ -119,6 +123,15 @@ def reported_topic(device_id: str) -> str:
 def status_topic(device_id: str) -> str:
     """Presence of one device: retained `online`, or the `offline` will."""
     return device_topic(device_id, TopicKind.STATUS)
+
+
+def worker_heartbeat_topic(client_id: str) -> str:
+    """A worker's heartbeat: only server users may use it, and only that worker subscribes."""
+    if not isinstance(client_id, str) or not _CLIENT_ID_PATTERN.fullmatch(client_id):
+        raise TopicError(
+            f"invalid worker client id {client_id!r}: 1-64 characters of A-Z, a-z, 0-9, '_', '-'"
+        )
+    return f"{PREFIX}/srv/{client_id}/heartbeat"
 
 
 def parse_device_topic(topic: str) -> tuple[str, TopicKind]:

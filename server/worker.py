@@ -36,12 +36,13 @@ from mqtt.topics import (
     desired_topic,
     parse_device_topic,
     server_subscriptions,
+    worker_heartbeat_topic,
 )
 from server.commands import services as commands
 from server.commands.services import Outgoing
 from server.config import Settings
 from server.crypto import SecretBox
-from server.db import Database, utcnow
+from server.db import Database, is_contention, utcnow
 from server.enrolment.models import DeviceIdentity
 from server.enrolment.services import (
     SigningKey,
@@ -55,6 +56,14 @@ log = logging.getLogger(__name__)
 UNKNOWN_FOR = timedelta(seconds=30)
 # FD_SETSIZE on Linux: select() cannot watch a descriptor at or above it.
 SELECT_LIMIT = 1024
+# A worker sends itself a heartbeat through the broker this often, and reconnects when one has
+# not come back within the deadline: a connection can stay up while nothing is delivered on it
+# (a stalled network thread, or a broker whose in-flight window for this client is stuck), and
+# with shared subscriptions the broker would keep handing that worker its share of the acks.
+HEARTBEAT_EVERY = 5.0
+HEARTBEAT_DEADLINE = 30.0
+# How long the publishing side rests after a failure (the database or broker being away).
+RETRY_PAUSE = 1.0
 
 
 @dataclass(frozen=True)
@@ -167,9 +176,8 @@ def run_forever(
     next_jobs = 0.0
     try:
         while not stop.is_set():
-            if channel is not None:
-                channel.publish_pending()
-                channel.publish_desired()
+            if channel is not None and not channel.pump():
+                stop.wait(RETRY_PAUSE)
             if time.monotonic() >= next_jobs:
                 scheduler.run_due()
                 next_jobs = time.monotonic() + tick
@@ -193,6 +201,8 @@ class ChannelStats:
     reports: int = 0
     presence: int = 0
     rejected: int = 0
+    dropped: int = 0
+    restarts: int = 0
 
 
 class DeviceChannel:
@@ -213,6 +223,8 @@ class DeviceChannel:
         shared: bool = False,
         batch: int = 500,
         publish_timeout: float = 10.0,
+        heartbeat_every: float = HEARTBEAT_EVERY,
+        heartbeat_deadline: float = HEARTBEAT_DEADLINE,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         import server.models_registry  # noqa: F401  (every mapper, or the first ack fails to load)
@@ -225,6 +237,9 @@ class DeviceChannel:
         self.shared = shared
         self.batch = batch
         self.publish_timeout = publish_timeout
+        self.heartbeat_every = heartbeat_every
+        self.heartbeat_deadline = heartbeat_deadline
+        self.heartbeat_topic = worker_heartbeat_topic(client_id)
         self.clock = clock
         self.stats = ChannelStats()
         self.inbox: queue.Queue[tuple[str, bytes]] = queue.Queue()
@@ -234,13 +249,20 @@ class DeviceChannel:
         self._keys: dict[int, tuple[str, Ed25519PublicKey]] = {}  # identity id → its key
         self._unknown: dict[str, datetime] = {}  # mqtt id → when to look it up again
         self._consumer: threading.Thread | None = None
-        self.client = make_client_for_url(
-            broker_url, client_id, clean_session=False, max_inflight=0
+        self._beat_sent: float | None = None  # monotonic time of the unanswered heartbeat
+        self._beat_seen = time.monotonic()
+        self._last_batch = time.monotonic()  # when the consumer last finished a batch
+        self.client = self._new_client()
+
+    def _new_client(self) -> Any:
+        client = make_client_for_url(
+            self.broker_url, self.client_id, clean_session=False, max_inflight=0
         )
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = self._on_message
-        self.client.on_socket_open = self._on_socket_open
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_socket_open = self._on_socket_open
+        return client
 
     # paho callbacks run on the network thread: hand off, never block
     def _on_connect(
@@ -251,6 +273,9 @@ class DeviceChannel:
             return
         for topic in server_subscriptions(shared=self.shared):
             client.subscribe(topic, qos=QOS)
+        client.subscribe(self.heartbeat_topic, qos=QOS)
+        self._beat_sent = None
+        self._beat_seen = time.monotonic()
         self.connected.set()
         self._wake.set()
         log.info("worker connected to the broker as %s", self.client_id)
@@ -271,16 +296,71 @@ class DeviceChannel:
             )
 
     def _on_message(self, _client: Any, _userdata: Any, message: Any) -> None:
+        if message.topic == self.heartbeat_topic:
+            self._beat_sent = None
+            self._beat_seen = time.monotonic()
+            return
         self.inbox.put((message.topic, bytes(message.payload)))
 
     def start(self) -> None:
-        url = BrokerURL.parse(self.broker_url)
-        self.client.connect_async(url.host, url.port, keepalive=30)
-        self.client.loop_start()
+        self._connect()
         self._consumer = threading.Thread(
             target=self._consume_forever, name="trolley-acks", daemon=True
         )
         self._consumer.start()
+
+    def _connect(self) -> None:
+        url = BrokerURL.parse(self.broker_url)
+        self.client.connect_async(url.host, url.port, keepalive=30)
+        self.client.loop_start()
+
+    def check_health(self) -> None:
+        """Send the next heartbeat, or reconnect if the last one never came back."""
+        if not self.connected.is_set():
+            return  # paho is reconnecting with its own backoff
+        now = time.monotonic()
+        if self._beat_sent is not None:
+            if now - self._beat_sent > self.heartbeat_deadline:
+                self.restart(
+                    f"the broker delivered nothing to {self.client_id} for "
+                    f"{now - self._beat_sent:.0f} s, not even its own heartbeat"
+                )
+            return
+        if now - self._beat_seen >= self.heartbeat_every:
+            self._beat_sent = now
+            self.client.publish(self.heartbeat_topic, b"", qos=QOS)
+        if not self.inbox.empty() and now - self._last_batch > self.heartbeat_deadline:
+            # Nothing to restart safely: say so, so an operator sees it.
+            log.error(
+                "%d device message(s) waiting and none recorded for %.0f s: "
+                "is the database holding a lock?",
+                self.inbox.qsize(),
+                now - self._last_batch,
+            )
+            self._last_batch = now
+
+    def restart(self, why: str) -> None:
+        """Drop the connection and make a new one; the broker keeps the session and its queue."""
+        log.error("reconnecting to the broker: %s", why)
+        self.stats.restarts += 1
+        self.connected.clear()
+        self._beat_sent = None
+        old = self.client
+        old.disconnect()
+        old.loop_stop()
+        self.client = self._new_client()
+        self._connect()
+
+    def pump(self) -> bool:
+        """One round of the publishing side; False (logged, never raised) if it failed."""
+        try:
+            self.check_health()
+            self.publish_pending()
+            self.publish_desired()
+        except Exception:
+            log.exception("could not publish to devices; trying again shortly")
+            return False
+        return True
 
     def stop(self) -> None:
         self._stop.set()
@@ -434,13 +514,38 @@ class DeviceChannel:
                     batch.append(self.inbox.get_nowait())
                 except queue.Empty:
                     break
+            self._record(batch)
+            self._last_batch = time.monotonic()
+
+    def _record(self, batch: list[tuple[str, bytes]]) -> None:
+        """Process a batch; one bad message must not hold up the rest, and an outage loses none."""
+        try:
+            self.process(batch)
+            return
+        except Exception as exc:
+            if is_contention(exc) or len(batch) == 1:
+                log.warning("could not record %d device message(s) (%s); retrying", len(batch), exc)
+                self._requeue(batch)
+                return
+            log.exception("could not record %d device message(s); trying each", len(batch))
+        failed: list[tuple[str, BaseException]] = []
+        for item in batch:
             try:
-                self.process(batch)
-            except Exception:
-                log.exception("could not record %d device message(s); retrying", len(batch))
-                for item in batch:
-                    self.inbox.put(item)
-                time.sleep(1)
+                self.process([item])
+            except Exception as error:
+                failed.append((item[0], error))
+        if len(failed) == len(batch):
+            self._requeue(batch)  # every one failed: the database is away, not the messages
+            return
+        for topic, problem in failed:
+            # Recorded nothing: a command whose ack this was is asked again by the resend job.
+            self.stats.dropped += 1
+            log.error("dropped a message on %s that cannot be recorded: %r", topic, problem)
+
+    def _requeue(self, batch: list[tuple[str, bytes]]) -> None:
+        for item in batch:
+            self.inbox.put(item)
+        self._stop.wait(RETRY_PAUSE)
 
     def _identities(
         self, session: Session, mqtt_ids: set[str], now: datetime
@@ -489,7 +594,7 @@ class DeviceChannel:
             return
         # The same order in every worker; stable, so a device's messages keep their order.
         messages.sort(key=lambda item: item[0])
-        republish = False
+        came_online: list[str] = []
         with self.database.begin() as session:
             now = self.clock()
             known = self._identities(session, {item[1] for item in messages}, now)
@@ -518,11 +623,7 @@ class DeviceChannel:
                     commands.record_presence(session, identity, online=online, now=now)
                     self.stats.presence += 1
                     if online:
-                        again = commands.unacknowledged(session, identity, now=now)
-                        if again:
-                            signing = server_key(session, self.box)
-                            self._publish_all(self._sign_commands(signing, again))
-                        republish = True
+                        came_online.append(identity.mqtt_id)
                     continue
                 try:
                     body = self._open(payload, (identity, public_key), now)
@@ -531,8 +632,22 @@ class DeviceChannel:
                 except MqttError as exc:
                     self.stats.rejected += 1
                     log.warning("rejected a message on %s: %s", topic, exc)
-        if republish:
+        if came_online:
+            self._ask_again(came_online)
             self.wake()
+
+    def _ask_again(self, mqtt_ids: list[str]) -> None:
+        """Send again what devices that just came online have not finished.
+
+        Outside the batch's transaction, so no device row stays locked while the broker answers.
+        """
+        with self.database.begin() as session:
+            now = self.clock()
+            again = commands.unacknowledged(session, mqtt_ids, now=now)
+            if again and not self._publish_all(
+                self._sign_commands(server_key(session, self.box), again)
+            ):
+                session.rollback()  # the resend job asks again later
 
     @staticmethod
     def _open(

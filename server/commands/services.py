@@ -407,15 +407,19 @@ def mark_sent(session: Session, command_ids: Iterable[int], *, now: datetime) ->
         )
 
 
-def unacknowledged(session: Session, identity: DeviceIdentity, *, now: datetime) -> list[Outgoing]:
-    """Commands sent to this identity but not finished: re-published when it comes online (the
-    device re-acks one it already ran, so a `done` lost with a crashed broker is recovered)."""
+def unacknowledged(session: Session, mqtt_ids: Sequence[str], *, now: datetime) -> list[Outgoing]:
+    """Commands sent to these identities but not finished: re-published when they come online
+    (a device re-acks one it already ran, so a `done` lost with a crashed broker is recovered)."""
+    if not mqtt_ids:
+        return []
     commands = session.scalars(
-        select(Command).where(
-            Command.mqtt_id == identity.mqtt_id,
+        select(Command)
+        .where(
+            Command.mqtt_id.in_(sorted(set(mqtt_ids))),
             Command.status.in_([CommandStatus.SENT, CommandStatus.RECEIVED]),
             Command.expires_at > now,
         )
+        .order_by(Command.id)
     ).all()
     for command in commands:
         command.attempts += 1
@@ -597,22 +601,29 @@ RESEND_AFTER = timedelta(minutes=3)
 def resend_unfinished(session: Session, *, now: datetime) -> int:
     """Queue again commands an online device has not finished acknowledging (an ack can be lost
     with a broker's queue); the device answers a repeated cmd_id with its last ack."""
+    unfinished = [CommandStatus.SENT, CommandStatus.RECEIVED]
     stale = session.scalars(
-        select(Command)
+        select(Command.id)
         .join(
             DeviceIdentity,
             (DeviceIdentity.mqtt_id == Command.mqtt_id) & DeviceIdentity.revoked_at.is_(None),
         )
         .where(
-            Command.status.in_([CommandStatus.SENT, CommandStatus.RECEIVED]),
+            Command.status.in_(unfinished),
             Command.sent_at < now - RESEND_AFTER,
             Command.expires_at > now,
             DeviceIdentity.online.is_(True),
         )
     ).all()
-    for command in stale:
-        command.status = CommandStatus.QUEUED
-    return len(stale)
+    if not stale:
+        return 0
+    # Conditional, so an ack a worker records meanwhile is never turned back into `queued`.
+    moved = session.execute(
+        update(Command)
+        .where(Command.id.in_(stale), Command.status.in_(unfinished))
+        .values(status=CommandStatus.QUEUED)
+    )
+    return int(getattr(moved, "rowcount", 0) or 0)
 
 
 def expire(session: Session, *, now: datetime) -> int:

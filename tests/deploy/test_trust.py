@@ -76,6 +76,17 @@ class Stack:
     def log(self, name: str) -> str:
         return (self.workdir / f"{name}.log").read_text(errors="replace")
 
+    def diagnosis(self, *names: str) -> str:
+        """Which processes have exited, and the end of the named logs (for a failure message)."""
+        lines = [
+            f"{name}: exited with {proc.returncode}"
+            for name, proc in self.procs
+            if proc.poll() is not None
+        ]
+        for name in names:
+            lines += [f"--- end of {name}.log", self.log(name)[-3000:]]
+        return "\n".join(lines)
+
     def stop(self) -> None:
         for _name, proc in reversed(self.procs):
             if proc.poll() is None:
@@ -342,7 +353,8 @@ def test_a_trust_deployment_wipes_every_device_exactly_once(tmp_path: Path, sche
             if states["done"] != progress["done"]:
                 progress = {"done": states["done"], "at": time.monotonic()}
             assert time.monotonic() - progress["at"] < 120, (
-                f"the wipe stalled at {dict(states)}: commands the devices ran were lost"
+                f"the wipe stalled at {dict(states)}: commands the devices ran were lost\n"
+                + stack.diagnosis("worker1", "worker2", "fleet", "mosquitto")
             )
             time.sleep(1)
         timings["wipe"] = time.monotonic() - started

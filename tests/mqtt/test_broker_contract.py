@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 from mqtt import topics
 from tests.mqtt.conftest import BrokerHandle, PeerFactory
 from tests.mqtt.support import PASSWORDS, Peer, login
 
 SERVER = "trolley_server"
+# Longer than amqtt waits for a PUBACK (5 s) before it would forget the message.
+UNACKNOWLEDGED_FOR = 6.0
 
 
 def server_peer(peer: PeerFactory, broker: BrokerHandle, client_id: str = "worker-1") -> Peer:
@@ -97,6 +101,23 @@ def test_offline_device_receives_queued_command_on_reconnect(
     message = again.expect()
     assert (message.topic, message.payload) == (topics.cmd_topic("dev-a"), b"wipe-while-away")
     assert message.qos == 1
+
+
+def test_a_command_never_acknowledged_comes_again_when_the_device_reconnects(
+    broker: BrokerHandle, peer: PeerFactory
+) -> None:
+    """P-PHOTO-1: a wipe sent to a device that stopped reading is not lost; the resumed session
+    sends it again, even after the broker has given up waiting for the PUBACK."""
+    device = device_peer(peer, broker, "dev-a")
+    device.subscribe(topics.cmd_topic("dev-a"))
+    device.client.loop_stop()  # still connected, but it reads (and acknowledges) nothing
+    server = server_peer(peer, broker)
+    server.publish(topics.cmd_topic("dev-a"), b"wipe-unread")
+    time.sleep(UNACKNOWLEDGED_FOR)
+    device.drop()
+    again = device_peer(peer, broker, "dev-a")
+    message = again.expect()
+    assert (message.topic, message.payload) == (topics.cmd_topic("dev-a"), b"wipe-unread")
 
 
 def test_retained_desired_and_offline_will(broker: BrokerHandle, peer: PeerFactory) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from mqtt.envelope import encode_public_key, key_id, sign
 from mqtt.messages import AckState, build_ack
 from mqtt.topics import ack_topic, status_topic
+from server.commands import services
 from server.commands.models import Command, CommandStatus
 from server.crypto import SecretBox
 from server.db import Database, utcnow
@@ -236,3 +237,57 @@ def test_a_revoked_sender_is_refused_even_after_it_was_known(
     channel.process([device.ack(second, AckState.DONE)])
     assert _fresh(session, second).status is CommandStatus.SENT
     assert channel.stats.rejected == 1
+
+
+def test_a_message_that_cannot_be_recorded_does_not_hold_up_the_rest(
+    session: Session,
+    channel: DeviceChannel,
+    sender: Callable[[], Sender],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """P-PHOTO-1: one device's unrecordable ack is dropped and counted; the other ack lands."""
+    good, bad = sender(), sender()
+    mine, theirs = _sent(session, good), _sent(session, bad)
+    real = services.record_acks
+
+    def refuse_bad(inner: Session, acks: Any, *, now: datetime) -> Any:
+        if any(identity.id == bad.identity.id for identity, _ack in acks):
+            raise ValueError("this device's ack cannot be recorded")
+        return real(inner, acks, now=now)
+
+    monkeypatch.setattr(services, "record_acks", refuse_bad)
+    channel._record([bad.ack(theirs, AckState.DONE), good.ack(mine, AckState.DONE)])
+    assert _fresh(session, mine).status is CommandStatus.DONE
+    assert _fresh(session, theirs).status is CommandStatus.SENT
+    assert channel.stats.dropped == 1 and channel.inbox.empty()
+
+
+def test_a_batch_nothing_of_which_can_be_recorded_is_kept_for_later(
+    session: Session,
+    channel: DeviceChannel,
+    sender: Callable[[], Sender],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When every message fails (the database is away), none is dropped: all wait in the inbox."""
+    device = sender()
+    first, second = _sent(session, device), _sent(session, device)
+    batch = [device.ack(first, AckState.DONE), device.ack(second, AckState.DONE)]
+
+    def away(*_args: Any, **_kwargs: Any) -> Any:
+        raise ConnectionError("the database is away")
+
+    monkeypatch.setattr(services, "record_acks", away)
+    monkeypatch.setattr(channel, "_stop", _NoWait())
+    channel._record(batch)
+    assert channel.stats.dropped == 0
+    assert sorted(channel.inbox.get_nowait() for _ in batch) == sorted(batch)
+    monkeypatch.undo()
+    channel._record(batch)
+    assert {_fresh(session, c).status for c in (first, second)} == {CommandStatus.DONE}
+
+
+class _NoWait:
+    """Stands in for the stop event so a retry pause does not slow the test."""
+
+    def wait(self, _timeout: float) -> bool:
+        return False

@@ -140,3 +140,17 @@ def test_a_lost_ack_is_recovered_by_asking_again(live: Live) -> None:
         assert services.resend_unfinished(session, now=utcnow() + timedelta(minutes=4)) == 1
     fake.answer()
     wait_until(lambda: _statuses(live) == [CommandStatus.DONE], what="the recovered ack")
+
+
+def test_a_worker_the_broker_stops_delivering_to_reconnects_and_loses_no_ack(live: Live) -> None:
+    """P-PHOTO-1: a connection on which nothing arrives is noticed by the worker's heartbeat and
+    replaced; the broker's session hands over the ack that was waiting, and the wipe is done."""
+    fake = live.fakes[0]
+    fake.connect()
+    live.channel.heartbeat_every, live.channel.heartbeat_deadline = 0.2, 2.0
+    _issue(live, "wipe_photos", [live.devices[0]])
+    wait_until(lambda: _statuses(live) == [CommandStatus.SENT], what="the command to be sent")
+    live.channel.client.loop_stop()  # the connection stays up, but nothing on it is read
+    fake.answer()
+    wait_until(lambda: _statuses(live) == [CommandStatus.DONE], what="the waiting ack")
+    assert live.channel.stats.restarts == 1
