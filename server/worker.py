@@ -347,7 +347,13 @@ class DeviceChannel:
         self._beat_sent = None
         old = self.client
         old.disconnect()
-        old.loop_stop()
+        # paho's loop_stop() joins its thread without a limit; a thread that is stuck must not
+        # take the worker with it, so the join happens aside and is waited for a while only.
+        stopping = threading.Thread(target=old.loop_stop, name="trolley-old-mqtt", daemon=True)
+        stopping.start()
+        stopping.join(timeout=5)
+        if stopping.is_alive():
+            log.error("the old broker connection's thread did not stop; leaving it behind")
         self.client = self._new_client()
         self._connect()
 
