@@ -1909,15 +1909,23 @@ def undo_scan(session: Session, actor: User, key: str, *, now: datetime | None =
     return Undone(message, device.asset_tag, counts)
 
 
+# How far ahead a typed "back by" time may fall on the next day (a loan is for a lesson or so).
+DUE_AHEAD = timedelta(hours=12)
+
+
 def due_today_at(
     session: Session, school_id: int, when: time, *, now: datetime | None = None
 ) -> datetime:
-    """A time typed on the scan page ("back by 10:45") as today's moment in the school's zone."""
+    """A time typed on the scan page ("back by 10:45") as its next moment in the school's zone."""
     now = now or utcnow()
     day = SchoolDay((), DEFAULT_DAY_ENDS, _school(session, school_id).timezone)
-    due = day.at(day.local(now).date(), when)
+    today = day.local(now).date()
+    due = day.at(today, when)
     if due <= now:
-        raise ValidationFailed(f"{when:%H:%M} has already passed today; choose a later time.")
+        # Late in the evening "back by 00:30" means after midnight; an earlier time is a slip.
+        due = day.at(today + timedelta(days=1), when)
+        if due - now > DUE_AHEAD:
+            raise ValidationFailed(f"{when:%H:%M} has already passed today; choose a later time.")
     return due
 
 

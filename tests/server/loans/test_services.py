@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import types
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import time, timedelta
 from typing import Any
 
 import pytest
@@ -500,3 +500,16 @@ def test_the_sbm_saves_the_school_day(session: Session, sbm: User, school: Any) 
     wednesday = TUESDAY_1020.replace(day=12, hour=14)
     assert day.default_due(wednesday) == wednesday.replace(hour=16, minute=30)
     assert count(session, ActivityEntry, ActivityEntry.action == "loans.school_day_changed") == 1
+
+
+def test_a_back_by_time_after_midnight_is_tomorrows(session: Session, school: Any) -> None:
+    """Late in the evening the page offers a time past midnight: it means tomorrow's, while an
+    earlier time of today is still refused as a slip."""
+    evening = TUESDAY_1020.replace(hour=23, minute=10)  # 23:10 in London (GMT in March)
+    due = services.due_today_at(session, school.id, time(0, 10), now=evening)
+    assert due == evening + timedelta(hours=1)
+    assert services.due_today_at(session, school.id, time(11, 0), now=TUESDAY_1020) == (
+        TUESDAY_1020.replace(hour=11, minute=0)
+    )
+    with pytest.raises(ValidationFailed, match="09:00 has already passed today"):
+        services.due_today_at(session, school.id, time(9, 0), now=TUESDAY_1020)
