@@ -529,7 +529,7 @@ class DeviceChannel:
             self.process(batch)
             return
         except Exception as exc:
-            if is_contention(exc) or len(batch) == 1:
+            if is_contention(exc):
                 log.warning("could not record %d device message(s) (%s); retrying", len(batch), exc)
                 self._requeue(batch)
                 return
