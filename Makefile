@@ -4,10 +4,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 CHROMIUM ?= /usr/bin/chromium
-# Most tests wait on sockets (databases, brokers, a browser), so two processes fit two cores.
-TEST_PROCESSES ?= 2
+AXE_DIR := tests/browser/axe
+AXE     := $(AXE_DIR)/node_modules/axe-core/axe.min.js
+# Most tests wait on sockets (databases, brokers, a browser), and the broker's ten-minute
+# memory-bound test mostly waits: a third process keeps both cores busy meanwhile. It starts
+# first (tests/conftest.py), and idle processes take over the tests queued behind it.
+TEST_PROCESSES ?= 3
 
-.PHONY: demo test lint types unit install chromium bench clean
+.PHONY: demo test lint types unit install chromium axe bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Trolley needs Python 3.11 or newer")'
@@ -18,13 +22,22 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Browser tests use Debian's Chromium, never a browser download.
+# Browser tests use Debian's Chromium, never a browser download; the kiosk's runs under Xvfb.
 chromium:
-	@if [ ! -x "$(CHROMIUM)" ]; then \
-	  echo "Installing Debian's chromium for the browser tests"; \
+	@if [ ! -x "$(CHROMIUM)" ] || ! command -v Xvfb >/dev/null; then \
+	  echo "Installing Debian's chromium and xvfb for the browser tests"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium xvfb; \
 	fi
+
+# axe-core from the npm registry, at the version package-lock.json pins; the browser tests run it
+# in Chromium on the pages they visit.
+$(AXE): $(AXE_DIR)/package.json $(AXE_DIR)/package-lock.json
+	@command -v npm >/dev/null || { echo "The accessibility checks need Node.js 20 and npm"; exit 1; }
+	npm ci --prefix $(AXE_DIR) --no-audit --no-fund --loglevel=error
+	@touch $@
+
+axe: $(AXE)
 
 demo: $(STAMP)
 	$(BIN)/trolley demo
@@ -39,11 +52,11 @@ types: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -m "not browser and not slow"
 
-test: $(STAMP) chromium lint types
-	$(BIN)/pytest -n $(TEST_PROCESSES) --durations=15
+test: $(STAMP) chromium $(AXE) lint types
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist worksteal --durations=15
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache $(AXE_DIR)/node_modules

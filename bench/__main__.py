@@ -10,7 +10,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 # Every size and database the targets name, not only each script's quick default.
-RUNS = {"audit": [["--postgres"]], "fanout": [["--big"]], "loans": [[], ["--postgres"]]}
+RUNS = {
+    "audit": [["--postgres"]],
+    "fanout": [["--big"]],
+    "loans": [[], ["--postgres"]],
+    "server_cost": [[], ["--postgres"], ["--big"], ["--big", "--postgres"]],
+}
 
 
 def main() -> int:

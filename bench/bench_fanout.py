@@ -42,32 +42,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import func, select, update
 from werkzeug.serving import make_server
 
-from bench.common import write_result
+from bench.common import (
+    MOSQUITTO,
+    bench_school,
+    free_port,
+    last_term,
+    wait_batch_done,
+    wait_port,
+    wipe_every_device,
+    write_result,
+)
 
-MOSQUITTO = "/usr/sbin/mosquitto"
 # Measured and baseline rounds, alternated; the medians are compared.
 ROUNDS = 3
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_port(port: int, timeout: float = 10) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
 
 
 def run(broker: str, count: int, work: Path) -> dict[str, Any]:
@@ -79,14 +66,11 @@ def run(broker: str, count: int, work: Path) -> dict[str, Any]:
     from mqtt.mosquitto import write_mosquitto_config
     from mqtt.topics import QOS, cmd_topic
     from server import create_app
-    from server.auth.models import Role
-    from server.auth.services import create_user
-    from server.commands import services as commands
-    from server.commands.models import Command, CommandStatus
     from server.config import load_settings
     from server.crypto import SecretBox
     from server.db import Database, make_engine, migrate
-    from server.devices.models import Device, DeviceStatus, Platform
+    from server.device_channel import DeviceChannel, broker_url_for_worker
+    from server.devices.models import Device
     from server.enrolment.models import DeviceIdentity
     from server.enrolment.services import (
         broker_password_hashes,
@@ -95,14 +79,12 @@ def run(broker: str, count: int, work: Path) -> dict[str, Any]:
         server_key,
         write_broker_passwords,
     )
-    from server.schools.services import create_school
-    from server.worker import DeviceChannel, broker_url_for_worker
 
     url = f"sqlite:///{work / 'trolley.db'}"
     engine = make_engine(url)
     migrate(engine)
     engine.dispose()
-    http_port, mqtt_port = _free_port(), _free_port()
+    http_port, mqtt_port = free_port(), free_port()
     base: dict[str, Any] = {
         "testing": True,
         "database_url": url,
@@ -120,39 +102,15 @@ def run(broker: str, count: int, work: Path) -> dict[str, Any]:
     database = Database(url)
     box = SecretBox(settings.data_keys)
     with database.begin() as session:
-        school = create_school(session, slug="bench", name="Bench Primary")
-        users = [
-            create_user(
-                session,
-                actor=None,
-                school=school,
-                email=f"{role.value}@bench.example",
-                name=role.value,
-                role=role,
-                password="long-password-1",
-            )
-            for role in (Role.TECHNICIAN, Role.HEADTEACHER)
-        ]
-        devices = [
-            Device(
-                school_id=school.id,
-                asset_tag=f"B-{n:05d}",
-                serial=f"SN{n:08d}",
-                platform=Platform.LINUX,
-                make="Bench",
-                model="Kiosk",
-                status=DeviceStatus.IN_SERVICE,
-            )
-            for n in range(count)
-        ]
-        session.add_all(devices)
+        bench = bench_school(session, box, count, tag="B", model="Kiosk")
         server_key(session, box)
         session.commit()
         codes = []
-        for device in devices:
+        for device_id in bench.device_ids:
+            device = session.get(Device, device_id)
+            assert device is not None
             _t, payload = issue_enrolment_token(session, None, device, settings)
             codes.append(payload.encode())
-        tech_id, head_id = users[0].id, users[1].id
     app = create_app({**base, "data_keys": settings.data_keys})
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     httpd = make_server("127.0.0.1", http_port, app, threaded=True)
@@ -172,7 +130,7 @@ def run(broker: str, count: int, work: Path) -> dict[str, Any]:
         process = subprocess.Popen(
             [MOSQUITTO, "-c", str(files.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        _wait_port(mqtt_port)
+        wait_port(mqtt_port)
     else:
         with database.begin() as session:
             password_file = write_broker_passwords(session, settings)
@@ -211,25 +169,12 @@ def run(broker: str, count: int, work: Path) -> dict[str, Any]:
 
     def measured() -> float:
         """issue → approve → every `done` of this batch recorded."""
+        last_term(database, bench)
         started = time.perf_counter()
-        with database.begin() as session:
-            from server.auth.models import User
-
-            tech, head = session.get(User, tech_id), session.get(User, head_id)
-            assert tech is not None and head is not None
-            rows = list(session.scalars(select(Device)))
-            issued = commands.issue(session, tech, rows, "wipe_photos", reason="bench")
-            batch = issued[0].batch_id
-            commands.approve(session, head, batch_id=batch)
+        batch = wipe_every_device(database, bench)
         channel.wake()
-        done_query = select(func.count()).where(
-            Command.batch_id == batch, Command.status == CommandStatus.DONE
-        )
-        while True:
-            with database.begin() as session:
-                if int(session.scalar(done_query) or 0) >= count:
-                    return time.perf_counter() - started
-            time.sleep(0.02)
+        wait_batch_done(database, batch, count)
+        return time.perf_counter() - started
 
     def baseline() -> float:
         """Bare paho on the worker's own connection: pre-signed commands, every `done` ack."""

@@ -7,7 +7,9 @@ with an API token working through their own trolleys. Three kinds of request alt
 so that noise on the machine hits all of them:
 
 - check-out: POST /api/v1/scans {mode: out}: one device out of its trolley (the page's call);
-- return:    POST /api/v1/scans {mode: in}: the same device back, which queues its photo wipe;
+- return:    POST /api/v1/scans {mode: in}: the same device back, which queues its photo wipe
+  (with --own-trolley, naming no trolley, as the scan page does unless one is scanned or chosen:
+  the device goes back into its own);
 - baseline:  POST /api/v1/bench/touch: an endpoint that exists only in this benchmark's server
   process. It goes through the same stack (gunicorn, Flask, token authentication, the JSON
   body check, a writing session) and updates one indexed row, and nothing else.
@@ -16,6 +18,7 @@ Prints the ratio first (the slower of check-out and return against the baseline;
 least 0.5), then throughput and p50/p99 latency, and writes bench/results/loans.json.
 
     .venv/bin/python bench/bench_loans.py [--devices N] [--clients N] [--rounds N] [--per-round N]
+                                          [--own-trolley]
 """
 
 from __future__ import annotations
@@ -326,8 +329,10 @@ def run_phase(clients: list[Client], work: list[list[tuple[str, dict[str, Any]]]
     return phase
 
 
-def _scan(mode: str, trolley: int, tag: str) -> tuple[str, dict[str, Any]]:
-    body = {"mode": mode, "trolley": trolley, "code": tag, "idempotency_key": uuid.uuid4().hex}
+def _scan(mode: str, trolley: int | None, tag: str) -> tuple[str, dict[str, Any]]:
+    body: dict[str, Any] = {"mode": mode, "code": tag, "idempotency_key": uuid.uuid4().hex}
+    if trolley is not None:
+        body["trolley"] = trolley
     if mode == "out":
         body["class_label"] = "Year 4 Oak"
     return "/api/v1/scans", body
@@ -396,6 +401,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL at 127.0.0.1:5432")
     parser.add_argument(
+        "--own-trolley", action="store_true", help="returns name no trolley (the page's default)"
+    )
+    parser.add_argument(
         "--serve", nargs=3, metavar=("URL", "PORT", "INSTANCE"), help=argparse.SUPPRESS
     )
     args = parser.parse_args(argv)
@@ -439,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             try:
                 _wait_for(port, server)
-                results = drive(port, teachers, args.rounds, args.per_round)
+                results = drive(port, teachers, args.rounds, args.per_round, args.own_trolley)
             finally:
                 server.terminate()
                 server.wait(timeout=30)
@@ -452,7 +460,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def drive(port: int, teachers: list[Teacher], rounds: int, per: int) -> dict[str, Phase]:
+def drive(
+    port: int, teachers: list[Teacher], rounds: int, per: int, own_trolley: bool = False
+) -> dict[str, Phase]:
     clients = [Client(port, t) for t in teachers]
     totals = {name: Phase() for name in ("baseline", "check-out", "return")}
     # A warm-up round settles connections, imports and caches; it is not counted.
@@ -468,7 +478,10 @@ def drive(port: int, teachers: list[Teacher], rounds: int, per: int) -> dict[str
                 "baseline",
                 [[("/api/v1/bench/touch", {"device": d}) for _t, d, _g in p] for p in picked],
             ),
-            ("return", [[_scan("in", t, g) for t, _d, g in p] for p in picked]),
+            (
+                "return",
+                [[_scan("in", None if own_trolley else t, g) for t, _d, g in p] for p in picked],
+            ),
         ]
         for name, work in steps:
             phase = run_phase(clients, work)
@@ -535,6 +548,7 @@ def report(
             "gunicorn": {"workers": args.workers, "threads": args.threads},
             "rounds": args.rounds,
             "per_round": args.per_round,
+            "returns_name_a_trolley": not args.own_trolley,
             "seed_seconds": round(seeded, 1),
             "baseline_is": "POST /api/v1/bench/touch (benchmark process only): token auth, "
             "JSON body check, one UPDATE of devices by primary key, commit",

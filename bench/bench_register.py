@@ -199,7 +199,8 @@ def bare_page(school_id: int, *where: ColumnElement[bool]) -> sqlalchemy.Select[
 
 
 def text_condition(school_id: int, q: str) -> ColumnElement[bool]:
-    """The service's text search on SQLite, whose LIKE already ignores case."""
+    """A bare text search: LIKE over the device's own columns and its holder (SQLite's LIKE
+    already ignores case), reading every device; the service uses its word index instead."""
     d, u = Device.__table__, User.__table__
     like = _like(q)
     holders = select(u.c.id).where(

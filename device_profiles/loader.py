@@ -71,6 +71,7 @@ PROFILE_KEYS: dict[str, tuple[str, ...]] = {
         "bluetooth_changes",
         "auto_lock_minutes",
         "wipe_photos_on_return",
+        "ephemeral_sessions",
     ),
     "apps": ("installation", "removal", "allow_list", "explicit_content", "safari"),
     "web_filter": (
@@ -377,6 +378,9 @@ def _read_device(r: _Reader, values: dict[str, Node]) -> DeviceSettings:
             values,
             "wipe_photos_on_return",
             lambda n: r.boolean(n, "device.wipe_photos_on_return"),
+        ),
+        ephemeral_sessions=_opt(
+            values, "ephemeral_sessions", lambda n: r.boolean(n, "device.ephemeral_sessions")
         ),
     )
 

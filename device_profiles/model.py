@@ -60,6 +60,8 @@ class DeviceSettings:
     bluetooth_changes: Access | None = None
     auto_lock_minutes: int = DEFAULT_AUTO_LOCK_MINUTES
     wipe_photos_on_return: bool | None = None
+    # Every user's local data erased at sign-out (a Chromebook device policy; P-PHOTO-1).
+    ephemeral_sessions: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,7 @@ class Profile:
         add("device.bluetooth_changes", d.bluetooth_changes)
         add("device.auto_lock_minutes", d.auto_lock_minutes)
         add("device.wipe_photos_on_return", d.wipe_photos_on_return)
+        add("device.ephemeral_sessions", d.ephemeral_sessions)
         a = self.apps
         add("apps.installation", a.installation)
         add("apps.removal", a.removal)

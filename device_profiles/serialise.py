@@ -42,6 +42,7 @@ def profile_to_dict(profile: Profile, *, include_unset: bool = False) -> dict[st
             "bluetooth_changes": p.device.bluetooth_changes,
             "auto_lock_minutes": p.device.auto_lock_minutes,
             "wipe_photos_on_return": p.device.wipe_photos_on_return,
+            "ephemeral_sessions": p.device.ephemeral_sessions,
         },
         "apps": {
             "installation": p.apps.installation,

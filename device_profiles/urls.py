@@ -18,6 +18,7 @@ _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _TLD = re.compile(r"^(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$")
 _BUNDLE_ID = re.compile(r"^[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
 _EXTENSION_ID = re.compile(r"^[a-p]{32}$")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 MAX_SLUG_LENGTH = 64
 
@@ -51,6 +52,23 @@ def url_problem(text: str, *, allow_query: bool = False) -> str | None:
     if parts.fragment or "#" in text:
         return "remove the part from '#' onwards: it never reaches the filter"
     return None
+
+
+def filterable_address(text: str) -> tuple[str, str]:
+    """A pasted web address as filters can match it, and the part they cannot.
+
+    Teachers paste whole links: https://www.youtube.com/watch?v=abc123 becomes
+    ("https://www.youtube.com/watch", "?v=abc123"). An address without a scheme is taken as
+    https, and a site's bare trailing "/" is dropped so each site is written one way.
+    """
+    text = text.strip()
+    if text and not _SCHEME.match(text):
+        text = "https://" + text
+    cut = min((i for i in (text.find("?"), text.find("#")) if i >= 0), default=len(text))
+    address, rest = text[:cut], text[cut:]
+    if address.endswith("/") and address.count("/") == 3:
+        address = address[:-1]
+    return address, rest
 
 
 def _host_ok(host: str) -> bool:

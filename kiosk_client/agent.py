@@ -28,6 +28,7 @@ from kiosk_client.config import KioskConfig, load_identity, load_server_keys
 from kiosk_client.core import DeviceCore
 from kiosk_client.server_api import ServerClient
 from kiosk_client.state import StateStore
+from kiosk_client.whereabouts import CheckIns
 from mqtt.client import make_client_for_url
 from mqtt.topics import (
     QOS,
@@ -96,21 +97,25 @@ class Agent:
         self._stopped = threading.Event()
         self._generation = 0
         self._connected = threading.Event()
+        self._subscribed = threading.Event()
         self._worker: threading.Thread | None = None
         self.client = self._make_client()
+        identity = load_identity(config)
+        server = server or ServerClient(
+            config.server_url, timeout=config.http_timeout, ca_file=config.http_ca_file
+        )
+        self.check_ins = CheckIns(server, identity, config.device_id, clock=clock)
         self.core = DeviceCore(
             config,
-            identity=load_identity(config),
+            identity=identity,
             server_keys=load_server_keys(config),
             adapter=self.adapter,
             store=StateStore(config.state_path, config.desired_path, fsync=config.fsync),
             publisher=self,
-            server=server
-            or ServerClient(
-                config.server_url, timeout=config.http_timeout, ca_file=config.http_ca_file
-            ),
+            server=server,
             clock=clock,
             on_forgotten=self._stop.set,
+            on_network=self.check_ins.offer,
         )
 
     def _make_client(self) -> paho.Client:
@@ -126,6 +131,7 @@ class Agent:
         )
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         return client
 
@@ -139,17 +145,28 @@ class Agent:
             logger.error("broker refused the connection: %s (retrying with backoff)", reason)
             return
         self._generation += 1
+        self._subscribed.clear()
         self._connected.set()
         logger.info("connected to %s as %s", self.config.broker(), self.config.device_id)
         client.subscribe([(topic, QOS) for topic in device_subscriptions(self.config.device_id)])
         client.publish(status_topic(self.config.device_id), STATUS_ONLINE, qos=QOS, retain=True)
         self._enqueue(_Task("report"))
 
+    def _on_subscribe(
+        self, client: paho.Client, userdata: Any, mid: int, reasons: Any, props: Any
+    ) -> None:
+        """Note that commands sent from now on reach this device."""
+        if any(reason.is_failure for reason in reasons):
+            logger.error("broker refused the subscriptions: %s", reasons)
+            return
+        self._subscribed.set()
+
     def _on_disconnect(
         self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
     ) -> None:
         """Note the loss; paho reconnects by itself with backoff."""
         self._connected.clear()
+        self._subscribed.clear()
         if not self._stop.is_set():
             logger.warning("disconnected from the broker (%s); paho will reconnect", reason)
 
@@ -210,6 +227,7 @@ class Agent:
     def start(self) -> None:
         """Start the adapter, the worker and paho's network thread (returns at once)."""
         self.adapter.start()
+        self.check_ins.start()
         self._queue.put(_Task("resume"))
         self._worker = threading.Thread(target=self._work, name="trolley-kiosk-worker", daemon=True)
         self._worker.start()
@@ -218,8 +236,8 @@ class Agent:
         self.client.loop_start()
 
     def wait_connected(self, timeout: float) -> bool:
-        """Block until connected (or the timeout passes)."""
-        return self._connected.wait(timeout)
+        """Block until connected and subscribed, so commands sent now arrive (or time out)."""
+        return self._subscribed.wait(timeout)
 
     def request_stop(self) -> None:
         """Ask the agent to stop (safe from signal handlers and other threads)."""
@@ -269,6 +287,7 @@ class Agent:
         self.client.disconnect()
         self.client.loop_stop()
         close_wakeup_sockets(self.client)
+        self.check_ins.stop()
         self.adapter.stop()
         self._stopped.set()
         logger.info("stopped")

@@ -11,43 +11,8 @@ Layout of a data directory (written by `trolley-kiosk enrol`)::
     desired.json       the last verified desired state (profile document)
     device/            the simulated platform's device (`kiosk_client.adapters.simulated`)
 
-`config.toml`::
-
-    format = "trolley-kiosk-config/1"
-    device_id = "dev-3f2a..."          # also the MQTT username and client id
-    asset_tag = "OAK-0042"
-    school = "Oakfield Primary"
-    platform = "simulated"             # or "linux"
-    server_url = "https://trolley.oakfield.sch.uk"
-    broker_url = "mqtts://trolley.oakfield.sch.uk:8883"
-    username = "dev-3f2a..."
-    report_interval = 900              # seconds between inventory reports (0: only on connect)
-    keepalive = 30
-    fsync = true                       # make state writes durable
-
-    [tls]                              # only for mqtts://
-    ca_file = "tls/ca.pem"             # relative paths are relative to the data directory
-    cert_file = "tls/client.pem"
-    key_file = "tls/client.key"
-
-    [http]
-    ca_file = ""                       # CA bundle for the server's HTTPS (empty: system CAs)
-    timeout = 10.0
-
-    [simulated]
-    root = "device"
-    operation_delay = 0.0              # seconds each device operation takes (demos)
-
-    [linux]
-    browser_command = ["chromium", "--kiosk", "--no-first-run"]   # the URL is appended
-    start_url = "about:blank"
-    policy_file = "/etc/chromium/policies/managed/trolley.json"
-    photo_dirs = ["~/Pictures"]
-    screens_dir = "screens"
-    apps_dir = "/usr/share/applications"
-    storage_path = "/"
-    restart_delay = 2.0
-    max_restart_delay = 60.0
+`config.toml` holds the settings declared, with their types, ranges and defaults, by `_ConfigFile`
+and its tables below; paths in it are relative to the data directory.
 
 Environment overrides (secrets should come from here or from `secrets.toml`, never the config):
 `TROLLEY_KIOSK_BROKER_PASSWORD`, `TROLLEY_KIOSK_BROKER_URL`, `TROLLEY_KIOSK_SERVER_URL`.
@@ -55,22 +20,23 @@ Environment overrides (secrets should come from here or from `secrets.toml`, nev
 
 from __future__ import annotations
 
-import logging
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
+import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
+from msgspec import Meta
 
 from kiosk_client.errors import ConfigError, NotEnrolledError
 from kiosk_client.files import atomic_write, atomic_write_json, read_json
+from kiosk_client.tables import Table, convert, invalid, read_toml
 from mqtt.client import DEFAULT_KEEPALIVE, BrokerURL, TLSSettings
 from mqtt.envelope import decode_public_key, encode_public_key, key_id
 from mqtt.errors import BrokerURLError, EnvelopeError
@@ -107,8 +73,6 @@ __all__ = [
     "write_identity",
 ]
 
-logger = logging.getLogger(__name__)
-
 CONFIG_FORMAT = "trolley-kiosk-config/1"
 CONFIG_NAME = "config.toml"
 SECRETS_NAME = "secrets.toml"
@@ -136,6 +100,11 @@ DEFAULT_BROWSER_COMMAND = (
 )
 DEFAULT_POLICY_FILE = "/etc/chromium/policies/managed/trolley.json"
 DEFAULT_PHOTO_DIRS = ("~/Pictures",)
+DEFAULT_RFKILL_DIR = "/sys/class/rfkill"
+DEFAULT_CAMERA_DEVICES = ("/dev/video*",)
+# The sound cards' capture devices (playback ones end in "p" and stay open).
+DEFAULT_MICROPHONE_DEVICES = ("/dev/snd/pcmC*D*c",)
+IdleSourceName = Literal["auto", "x11", "logind", "none"]
 
 
 class Platform(StrEnum):
@@ -185,6 +154,15 @@ class LinuxSettings:
     storage_path: Path = Path("/")
     restart_delay: float = 2.0
     max_restart_delay: float = 60.0
+    # Where idle time comes from (auto: the X display, else logind; none: auto-lock unsupported).
+    idle_source: IdleSourceName = "auto"
+    display: str = ""  # the X display to read idle time from; empty: $DISPLAY
+    rfkill_dir: Path = Path(DEFAULT_RFKILL_DIR)
+    camera_devices: tuple[str, ...] = DEFAULT_CAMERA_DEVICES  # patterns of the camera's files
+    microphone_devices: tuple[str, ...] = DEFAULT_MICROPHONE_DEVICES
+    sys_dir: Path = Path("/sys")
+    mountinfo: Path = Path("/proc/self/mountinfo")
+    watch_interval: float = 5.0  # how often idle time, Bluetooth and capture devices are checked
 
 
 @dataclass(frozen=True)
@@ -248,90 +226,80 @@ class KioskConfig:
 # --- reading --------------------------------------------------------------------------------------
 
 
-class _Reader:
-    """Typed access to a TOML table that collects every problem instead of stopping at one."""
+_Text = Annotated[str, Meta(min_length=1)]
+_Seconds = Annotated[float, Meta(ge=0.0, le=600.0)]
 
-    def __init__(self, table: Mapping[str, Any], prefix: str, errors: list[str]) -> None:
-        """Read `table`, naming keys with `prefix` and collecting problems in `errors`."""
-        self.table = table
-        self.prefix = prefix
-        self.errors = errors
 
-    def _name(self, key: str) -> str:
-        """The dotted name of a key, for messages."""
-        return f"{self.prefix}{key}"
+class _TLSTable(Table, kw_only=True, frozen=True):
+    """`[tls]`, only for mqtts://: empty paths are absent."""
 
-    def text(self, key: str, default: str | None = None, *, required: bool = False) -> str:
-        """A string setting."""
-        value = self.table.get(key, default)
-        if value is None:
-            if required:
-                self.errors.append(f"{self._name(key)}: missing")
-            return ""
-        if not isinstance(value, str):
-            self.errors.append(f"{self._name(key)}: must be a string")
-            return ""
-        return value
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    check_hostname: bool = True
 
-    def number(self, key: str, default: float, *, minimum: float, maximum: float) -> float:
-        """A number setting within bounds."""
-        value = self.table.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.errors.append(f"{self._name(key)}: must be a number")
-            return default
-        if not minimum <= value <= maximum:
-            self.errors.append(f"{self._name(key)}: must be between {minimum} and {maximum}")
-            return default
-        return float(value)
 
-    def integer(self, key: str, default: int, *, minimum: int, maximum: int) -> int:
-        """A whole-number setting within bounds."""
-        value = self.table.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.errors.append(f"{self._name(key)}: must be a whole number")
-            return default
-        if not minimum <= value <= maximum:
-            self.errors.append(f"{self._name(key)}: must be between {minimum} and {maximum}")
-            return default
-        return value
+class _HTTPTable(Table, kw_only=True, frozen=True):
+    """`[http]`: the server's HTTPS."""
 
-    def boolean(self, key: str, default: bool) -> bool:
-        """A true/false setting."""
-        value = self.table.get(key, default)
-        if not isinstance(value, bool):
-            self.errors.append(f"{self._name(key)}: must be true or false")
-            return default
-        return value
+    ca_file: str = ""  # empty: the system's CAs
+    timeout: Annotated[float, Meta(ge=0.1, le=300.0)] = DEFAULT_HTTP_TIMEOUT
 
-    def strings(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
-        """A list of non-empty strings."""
-        value = self.table.get(key, list(default))
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            self.errors.append(f"{self._name(key)}: must be a list of non-empty strings")
-            return default
-        return tuple(value)
 
-    def path(self, key: str, base: Path, default: str | None = None) -> Path | None:
-        """A path setting, resolved against the data directory (None if empty)."""
-        text = self.text(key, default)
-        if not text:
-            return None
-        return _resolve(base, text)
+class _SimulatedTable(Table, kw_only=True, frozen=True):
+    """`[simulated]`: a directory is the device."""
 
-    def table_at(self, key: str) -> _Reader | None:
-        """A sub-table, or None when absent."""
-        value = self.table.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, dict):
-            self.errors.append(f"{self._name(key)}: must be a table")
-            return None
-        return _Reader(value, f"{self._name(key)}.", self.errors)
+    root: str = "device"
+    operation_delay: _Seconds = 0.0  # what each device operation takes (demos)
 
-    def unknown(self, known: set[str]) -> None:
-        """Report keys this version does not know (usually typos)."""
-        for key in sorted(set(self.table) - known):
-            self.errors.append(f"{self._name(key)}: unknown setting")
+
+class _LinuxTable(Table, kw_only=True, frozen=True):
+    """`[linux]`: empty strings mean the default."""
+
+    browser_command: tuple[_Text, ...] = DEFAULT_BROWSER_COMMAND  # the URL is appended
+    start_url: str = "about:blank"
+    policy_file: str = DEFAULT_POLICY_FILE
+    photo_dirs: tuple[_Text, ...] = DEFAULT_PHOTO_DIRS
+    screens_dir: str = "screens"
+    apps_dir: str = "/usr/share/applications"
+    storage_path: str = "/"
+    restart_delay: _Seconds = 2.0
+    max_restart_delay: Annotated[float, Meta(ge=0.0, le=3600.0)] = 60.0
+    idle_source: IdleSourceName = "auto"
+    display: str = ""
+    rfkill_dir: str = DEFAULT_RFKILL_DIR
+    camera_devices: tuple[_Text, ...] = DEFAULT_CAMERA_DEVICES
+    microphone_devices: tuple[_Text, ...] = DEFAULT_MICROPHONE_DEVICES
+    sys_dir: str = "/sys"
+    mountinfo: str = "/proc/self/mountinfo"
+    watch_interval: Annotated[float, Meta(ge=0.01, le=600.0)] = 5.0
+
+
+class _ConfigFile(Table, kw_only=True, frozen=True):
+    """`config.toml` as written; rules across settings and files are checked after conversion."""
+
+    format: str  # CONFIG_FORMAT
+    device_id: str  # also the MQTT username and client id
+    asset_tag: str = ""
+    school: str = ""
+    platform: Platform
+    server_url: str
+    broker_url: str  # mqtt:// or mqtts://, credentials never here
+    username: str | None = None  # absent: the device id
+    # Seconds between inventory reports (0: only on connect).
+    report_interval: Annotated[int, Meta(ge=0, le=7 * 24 * 3600)] = DEFAULT_REPORT_INTERVAL
+    keepalive: Annotated[int, Meta(ge=5, le=3600)] = DEFAULT_KEEPALIVE
+    fsync: bool = True  # make state writes durable
+    tls: _TLSTable | None = None
+    http: _HTTPTable = msgspec.field(default_factory=_HTTPTable)
+    simulated: _SimulatedTable = msgspec.field(default_factory=_SimulatedTable)
+    linux: _LinuxTable = msgspec.field(default_factory=_LinuxTable)
+
+
+class _Secrets(msgspec.Struct):
+    """`secrets.toml`."""
+
+    broker_password: _Text
 
 
 def _resolve(base: Path, text: str) -> Path:
@@ -340,213 +308,159 @@ def _resolve(base: Path, text: str) -> Path:
     return path if path.is_absolute() else base / path
 
 
-def _read_toml(path: Path, what: str) -> dict[str, Any]:
-    """A TOML file as a dict, or `ConfigError` naming the file and the problem."""
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {what} {path}: {exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from exc
-
-
-_TOP_KEYS = {
-    "format",
-    "device_id",
-    "asset_tag",
-    "school",
-    "platform",
-    "server_url",
-    "broker_url",
-    "username",
-    "report_interval",
-    "keepalive",
-    "fsync",
-    "tls",
-    "http",
-    "simulated",
-    "linux",
-}
+def _optional_path(base: Path, text: str) -> Path | None:
+    """A path setting where empty means none."""
+    return _resolve(base, text) if text else None
 
 
 def load_config(
     data_dir: str | os.PathLike[str], environ: Mapping[str, str] | None = None
 ) -> KioskConfig:
-    """Read and validate the data directory's configuration, applying environment overrides.
-
-    Raises `NotEnrolledError` when there is no `config.toml`, and `ConfigError` listing every
-    problem otherwise.
-    """
+    """The data directory's validated configuration with environment overrides applied."""
     env = os.environ if environ is None else environ
     base = Path(data_dir).expanduser().absolute()
     config_path = base / CONFIG_NAME
     try:
-        raw = _read_toml(config_path, "configuration")
+        raw = read_toml(config_path, "configuration")
     except FileNotFoundError:
         raise NotEnrolledError(
             f"{base} holds no {CONFIG_NAME}: enrol first with `trolley-kiosk enrol`"
         ) from None
+    # An override replaces the file's value before validation, so it is checked the same way.
+    for key, name in (("server_url", ENV_SERVER_URL), ("broker_url", ENV_BROKER_URL)):
+        if env.get(name):
+            raw[key] = env[name]
     errors: list[str] = []
-    top = _Reader(raw, "", errors)
-    top.unknown(_TOP_KEYS)
-    fmt = top.text("format", required=True)
-    if fmt and fmt != CONFIG_FORMAT:
-        errors.append(f"format: expected {CONFIG_FORMAT!r}, found {fmt!r}")
-
-    device_id = top.text("device_id", required=True)
-    if device_id and not is_device_id(device_id):
-        errors.append("device_id: not a valid device id")
-    username = top.text("username", device_id)
-    platform_text = top.text("platform", required=True)
-    platform: Platform = Platform.SIMULATED
-    if platform_text:
-        try:
-            platform = Platform(platform_text)
-        except ValueError:
-            errors.append(f"platform: must be one of {', '.join(p.value for p in Platform)}")
-
-    server_url = env.get(ENV_SERVER_URL) or top.text("server_url", required=True)
-    if server_url and not is_http_url(server_url):
-        errors.append("server_url: must be an http:// or https:// address")
-    broker_url = env.get(ENV_BROKER_URL) or top.text("broker_url", required=True)
-    parsed_broker: BrokerURL | None = None
-    if broker_url:
-        try:
-            parsed_broker = BrokerURL.parse(broker_url)
-        except BrokerURLError as exc:
-            errors.append(f"broker_url: {exc}")
-        else:
-            if parsed_broker.username or parsed_broker.password:
-                errors.append("broker_url: must not carry credentials (they live in secrets)")
-
     password = env.get(ENV_BROKER_PASSWORD) or _read_password(base, errors)
-
-    tls: TLSFiles | None = None
-    tls_table = top.table_at("tls")
-    if tls_table is not None:
-        tls_table.unknown({"ca_file", "cert_file", "key_file", "check_hostname"})
-        tls = TLSFiles(
-            ca_file=tls_table.path("ca_file", base),
-            cert_file=tls_table.path("cert_file", base),
-            key_file=tls_table.path("key_file", base),
-            check_hostname=tls_table.boolean("check_hostname", True),
-        )
-        if (tls.cert_file is None) != (tls.key_file is None):
-            errors.append("tls: cert_file and key_file go together")
-        for name in ("ca_file", "cert_file", "key_file"):
-            path = getattr(tls, name)
-            if path is not None and not path.is_file():
-                errors.append(f"tls.{name}: {path} does not exist")
-    if parsed_broker is not None and not parsed_broker.tls and tls is not None:
-        errors.append("tls: given, but broker_url is plain mqtt://")
-
-    http_ca_file: Path | None = None
-    http_timeout = DEFAULT_HTTP_TIMEOUT
-    http_table = top.table_at("http")
-    if http_table is not None:
-        http_table.unknown({"ca_file", "timeout"})
-        http_ca_file = http_table.path("ca_file", base)
-        http_timeout = http_table.number(
-            "timeout", DEFAULT_HTTP_TIMEOUT, minimum=0.1, maximum=300.0
-        )
-
-    simulated: SimulatedSettings | None = None
-    linux: LinuxSettings | None = None
-    sim_table = top.table_at("simulated")
-    if platform is Platform.SIMULATED:
-        sim_table = sim_table or _Reader({}, "simulated.", errors)
-        sim_table.unknown({"root", "operation_delay"})
-        simulated = SimulatedSettings(
-            root=sim_table.path("root", base, "device") or base / "device",
-            operation_delay=sim_table.number("operation_delay", 0.0, minimum=0.0, maximum=600.0),
-        )
-    linux_table = top.table_at("linux")
-    if platform is Platform.LINUX:
-        linux = _linux_settings(linux_table or _Reader({}, "linux.", errors), base, errors)
-
-    config = KioskConfig(
-        data_dir=base,
-        device_id=device_id,
-        asset_tag=top.text("asset_tag"),
-        school=top.text("school"),
-        platform=platform,
-        server_url=server_url,
-        broker_url=broker_url,
-        username=username,
-        password=password,
-        report_interval=top.integer(
-            "report_interval", DEFAULT_REPORT_INTERVAL, minimum=0, maximum=7 * 24 * 3600
-        ),
-        keepalive=top.integer("keepalive", DEFAULT_KEEPALIVE, minimum=5, maximum=3600),
-        fsync=top.boolean("fsync", True),
-        tls=tls,
-        http_ca_file=http_ca_file,
-        http_timeout=http_timeout,
-        simulated=simulated,
-        linux=linux,
-    )
-    if username and username != device_id:
-        errors.append("username: must equal device_id (the broker pins one to the other)")
+    doc = convert(raw, _ConfigFile, errors)
+    if doc is None:  # rules across settings wait until every setting is well typed
+        raise invalid(config_path, errors)
+    config = _build(doc, base, password)
+    errors += _identity_problems(doc) + _address_problems(config) + _linux_problems(config.linux)
     if errors:
-        raise ConfigError(f"{config_path} is invalid:\n  " + "\n  ".join(errors))
+        raise invalid(config_path, errors)
     return config
 
 
-def _linux_settings(table: _Reader, base: Path, errors: list[str]) -> LinuxSettings:
-    """The `[linux]` table."""
+def _build(doc: _ConfigFile, base: Path, password: str) -> KioskConfig:
+    """The configuration a converted file describes, paths made absolute."""
+    tls = None
+    if doc.tls is not None:
+        tls = TLSFiles(
+            ca_file=_optional_path(base, doc.tls.ca_file),
+            cert_file=_optional_path(base, doc.tls.cert_file),
+            key_file=_optional_path(base, doc.tls.key_file),
+            check_hostname=doc.tls.check_hostname,
+        )
+    simulated = SimulatedSettings(
+        root=_resolve(base, doc.simulated.root or "device"),
+        operation_delay=doc.simulated.operation_delay,
+    )
+    return KioskConfig(
+        data_dir=base,
+        device_id=doc.device_id,
+        asset_tag=doc.asset_tag,
+        school=doc.school,
+        platform=doc.platform,
+        server_url=doc.server_url,
+        broker_url=doc.broker_url,
+        username=doc.device_id if doc.username is None else doc.username,
+        password=password,
+        report_interval=doc.report_interval,
+        keepalive=doc.keepalive,
+        fsync=doc.fsync,
+        tls=tls,
+        http_ca_file=_optional_path(base, doc.http.ca_file),
+        http_timeout=doc.http.timeout,
+        simulated=simulated if doc.platform is Platform.SIMULATED else None,
+        linux=_linux_settings(doc.linux, base) if doc.platform is Platform.LINUX else None,
+    )
+
+
+def _linux_settings(table: _LinuxTable, base: Path) -> LinuxSettings:
+    """The `[linux]` table's settings."""
     defaults = LinuxSettings()
-    table.unknown(
-        {
-            "browser_command",
-            "start_url",
-            "policy_file",
-            "photo_dirs",
-            "screens_dir",
-            "apps_dir",
-            "storage_path",
-            "restart_delay",
-            "max_restart_delay",
-        }
-    )
-    command = table.strings("browser_command", defaults.browser_command)
-    if not command:
-        errors.append("linux.browser_command: must name a program")
-    photo_dirs = table.strings("photo_dirs", DEFAULT_PHOTO_DIRS)
-    restart_delay = table.number("restart_delay", 2.0, minimum=0.0, maximum=600.0)
-    max_restart_delay = table.number("max_restart_delay", 60.0, minimum=0.0, maximum=3600.0)
-    if max_restart_delay < restart_delay:
-        errors.append("linux.max_restart_delay: must not be below restart_delay")
     return LinuxSettings(
-        browser_command=command,
-        start_url=table.text("start_url", defaults.start_url) or defaults.start_url,
-        policy_file=table.path("policy_file", base, DEFAULT_POLICY_FILE) or defaults.policy_file,
-        photo_dirs=tuple(_resolve(base, p) for p in photo_dirs),
-        screens_dir=table.path("screens_dir", base, "screens") or base / "screens",
-        apps_dir=table.path("apps_dir", base, str(defaults.apps_dir)),
-        storage_path=table.path("storage_path", base, "/") or Path("/"),
-        restart_delay=restart_delay,
-        max_restart_delay=max_restart_delay,
+        browser_command=table.browser_command,
+        start_url=table.start_url or defaults.start_url,
+        policy_file=_resolve(base, table.policy_file or DEFAULT_POLICY_FILE),
+        photo_dirs=tuple(_resolve(base, p) for p in table.photo_dirs),
+        screens_dir=_resolve(base, table.screens_dir or "screens"),
+        apps_dir=_optional_path(base, table.apps_dir),
+        storage_path=_resolve(base, table.storage_path or "/"),
+        restart_delay=table.restart_delay,
+        max_restart_delay=table.max_restart_delay,
+        idle_source=table.idle_source,
+        display=table.display,
+        rfkill_dir=_resolve(base, table.rfkill_dir or DEFAULT_RFKILL_DIR),
+        camera_devices=table.camera_devices,
+        microphone_devices=table.microphone_devices,
+        sys_dir=_resolve(base, table.sys_dir or "/sys"),
+        mountinfo=_resolve(base, table.mountinfo or "/proc/self/mountinfo"),
+        watch_interval=table.watch_interval,
     )
+
+
+def _identity_problems(doc: _ConfigFile) -> list[str]:
+    """The format version and the device's names."""
+    problems = []
+    if doc.format != CONFIG_FORMAT:
+        problems.append(f"format: expected {CONFIG_FORMAT!r}, found {doc.format!r}")
+    if not is_device_id(doc.device_id):
+        problems.append("device_id: not a valid device id")
+    if doc.username and doc.username != doc.device_id:
+        problems.append("username: must equal device_id (the broker pins one to the other)")
+    return problems
+
+
+def _linux_problems(linux: LinuxSettings | None) -> list[str]:
+    """The browser to run and restart delays that only make sense in order."""
+    problems = []
+    if linux is not None and not linux.browser_command:
+        problems.append("linux.browser_command: must name a program")
+    if linux is not None and linux.max_restart_delay < linux.restart_delay:
+        problems.append("linux.max_restart_delay: must not be below restart_delay")
+    return problems
+
+
+def _address_problems(config: KioskConfig) -> list[str]:
+    """The server and broker addresses, and TLS files that must match the broker's scheme."""
+    problems = []
+    if not is_http_url(config.server_url):
+        problems.append("server_url: must be an http:// or https:// address")
+    try:
+        broker: BrokerURL | None = BrokerURL.parse(config.broker_url)
+    except BrokerURLError as exc:
+        problems.append(f"broker_url: {exc}")
+        broker = None
+    if broker is not None and (broker.username or broker.password):
+        problems.append("broker_url: must not carry credentials (they live in secrets)")
+    tls = config.tls
+    if tls is None:
+        return problems
+    if broker is not None and not broker.tls:
+        problems.append("tls: given, but broker_url is plain mqtt://")
+    if (tls.cert_file is None) != (tls.key_file is None):
+        problems.append("tls: cert_file and key_file go together")
+    for name in ("ca_file", "cert_file", "key_file"):
+        path = getattr(tls, name)
+        if path is not None and not path.is_file():
+            problems.append(f"tls.{name}: {path} does not exist")
+    return problems
 
 
 def _read_password(base: Path, errors: list[str]) -> str:
-    """The broker password from `secrets.toml`."""
+    """The broker password from `secrets.toml`, or "" with the problem added to `errors`."""
     path = base / SECRETS_NAME
     try:
-        secrets = _read_toml(path, "secrets file")
+        return msgspec.convert(read_toml(path, "secrets file"), type=_Secrets).broker_password
     except FileNotFoundError:
         errors.append(f"broker password: no {SECRETS_NAME} and no ${ENV_BROKER_PASSWORD}")
-        return ""
     except ConfigError as exc:
         errors.append(str(exc))
-        return ""
-    value = secrets.get("broker_password")
-    if not isinstance(value, str) or not value:
+    except msgspec.ValidationError:
         errors.append(f"{SECRETS_NAME}: broker_password must be a non-empty string")
-        return ""
-    return value
+    return ""
 
 
 # --- writing --------------------------------------------------------------------------------------
@@ -606,6 +520,14 @@ def config_document(config: KioskConfig) -> dict[str, Any]:
             "storage_path": str(linux.storage_path),
             "restart_delay": linux.restart_delay,
             "max_restart_delay": linux.max_restart_delay,
+            "idle_source": linux.idle_source,
+            "display": linux.display,
+            "rfkill_dir": str(linux.rfkill_dir),
+            "camera_devices": list(linux.camera_devices),
+            "microphone_devices": list(linux.microphone_devices),
+            "sys_dir": str(linux.sys_dir),
+            "mountinfo": str(linux.mountinfo),
+            "watch_interval": linux.watch_interval,
         }
     return doc
 

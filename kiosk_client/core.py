@@ -7,8 +7,8 @@ persisted (or refused), so a crash before that makes the broker deliver it again
 
 Order of checks for a command (`mqtt.envelope.open_envelope` does the first five):
 size → JSON shape → known kid → signature → device id → time window → duplicate (ledger) →
-message schema → sequence window → persist → PUBACK → ack `received` → execute → persist →
-ack `done`/`failed`. Nothing is ever executed from a message that failed a check.
+message schema → sequence window → freeze → persist → PUBACK → ack `received` → execute →
+persist → ack `done`/`failed`. Nothing is ever executed from a message that failed a check.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
+from typing import TYPE_CHECKING, Any
 
 from kiosk_client.adapters.base import PlatformAdapter
 from kiosk_client.config import (
@@ -36,11 +35,12 @@ from kiosk_client.errors import (
     ResetNotConfirmedError,
     ServerUnreachableError,
 )
+from kiosk_client.outcomes import Outcome, Publisher, Settle, _ackable, _short, _shown
+from kiosk_client.reporting import build_report
 from kiosk_client.server_api import ServerClient
 from kiosk_client.state import CommandRecord, Stage, StateStore
 from kiosk_client.version import AGENT_VERSION
 from mqtt.envelope import (
-    DEFAULT_MAX_BYTES,
     DEFAULT_REPLAY_WINDOW,
     check_fresh,
     open_envelope,
@@ -57,14 +57,14 @@ from mqtt.errors import (
     UnknownCommandError,
     WrongDeviceError,
 )
+from mqtt.limits import MAX_COMMAND_BYTES, MAX_DESIRED_BYTES, MAX_REPORT_BYTES
 from mqtt.messages import (
-    DEFAULT_DEVICE_TTL,
     AckState,
     Command,
     CommandType,
     Desired,
-    Report,
     build_ack,
+    is_destructive,
 )
 from mqtt.topics import TopicKind, ack_topic, parse_device_topic, reported_topic
 
@@ -82,52 +82,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-MAX_COMMAND_BYTES = DEFAULT_MAX_BYTES
-# A desired state carries a whole profile (up to 1000 allowed addresses and more).
-MAX_DESIRED_BYTES = 512 * 1024
 RESET_REQUEST_TTL = 120
 ACK_DELIVERY_TIMEOUT = 5.0
-_MAX_DETAIL = 500
-_MAX_ACK_CMD_ID = 64
-
-Settle = Callable[[], None]
-
-
-class Publisher(Protocol):
-    """How the core sends messages (QoS 1)."""
-
-    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
-        """Queue a message; never blocks for the network."""
-
-    def publish_and_wait(
-        self, topic: str, payload: bytes, *, retain: bool = False, timeout: float = 5.0
-    ) -> bool:
-        """Publish and wait (bounded) for the broker's PUBACK; whether it came."""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How a command ended."""
-
-    stage: Stage
-    detail: str = ""
-    result: dict[str, Any] = field(default_factory=dict)
-
-
-def _short(text: str) -> str:
-    """Text cut to what an ack's `detail` may carry."""
-    return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 1] + "…"
-
-
-def _shown(value: object) -> str:
-    """An untrusted value for a log line: quoted, escaped and cut short."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _ackable(cmd_id: object) -> TypeGuard[str]:
-    """Whether an (unverified) cmd_id can be named in an ack at all."""
-    return isinstance(cmd_id, str) and 0 < len(cmd_id) <= _MAX_ACK_CMD_ID
+FROZEN = "refused: the school has frozen destructive commands on its devices"
 
 
 class DeviceCore:
@@ -145,6 +102,7 @@ class DeviceCore:
         server: ServerClient | None = None,
         clock: Callable[[], float] = time.time,
         on_forgotten: Callable[[], None] | None = None,
+        on_network: Callable[[Mapping[str, str]], None] | None = None,
     ) -> None:
         """Load the ledger; nothing is sent until `resume()` or a message arrives."""
         self.config = config
@@ -156,6 +114,7 @@ class DeviceCore:
         self.server = server
         self.clock = clock
         self.on_forgotten = on_forgotten
+        self.on_network = on_network
         self.state = store.load()
         self._desired: dict[str, Any] | None = store.load_desired()
         self._started = time.monotonic()
@@ -212,38 +171,19 @@ class DeviceCore:
 
     def build_report(self) -> bytes:
         """The signed inventory report."""
-        inventory = self.adapter.inventory()
-        now = self._now()
-        extra: dict[str, Any] = {
-            "platform": self.adapter.name,
-            "asset_tag": self.config.asset_tag,
-            "uptime_seconds": int(time.monotonic() - self._started),
-        }
-        extra.update(inventory.extra)
-        if self.state.profile_error:
-            extra["profile_error"] = _short(self.state.profile_error)
-        report = Report(
+        report = build_report(
+            self.adapter,
+            self.state,
+            self._desired,
             kid=self.identity.kid,
             device_id=self.device_id,
-            iat=now,
-            exp=now + DEFAULT_DEVICE_TTL,
-            os=inventory.os,
-            os_version=inventory.os_version,
-            model=inventory.model,
-            serial=inventory.serial,
-            agent_version=AGENT_VERSION,
-            storage_total_bytes=inventory.storage_total_bytes,
-            storage_free_bytes=inventory.storage_free_bytes,
-            battery_percent=inventory.battery_percent,
-            charging=inventory.charging,
-            photo_count=inventory.photo_count,
-            apps=inventory.apps,
-            profile_version=self.state.applied_version,
-            profile_sha256=self.state.applied_sha256,
-            lost_mode=inventory.lost_mode,
-            locked=inventory.locked,
-            extra=extra,
+            asset_tag=self.config.asset_tag,
+            uptime=int(time.monotonic() - self._started),
+            now=self._now(),
         )
+        if self.on_network is not None:
+            # The public address is seen only over HTTPS: hand the facts to the check-in.
+            self.on_network(report.network or {})
         return sign(report.to_body(), self.identity.private_key)
 
     def publish_report(self) -> None:
@@ -255,7 +195,22 @@ class DeviceCore:
         except (KioskError, OSError, MessageError) as exc:
             logger.error("%s: cannot build a report: %s", self.device_id, exc)
             return
+        self._send_report(payload)
+
+    def _send_report(self, payload: bytes) -> bool:
+        """Publish a signed report, unless it is over the limit (then logged, and False)."""
+        if len(payload) > MAX_REPORT_BYTES:
+            # The server would refuse it, and a packet over the broker's limit would cost the
+            # connection on every attempt: better no report than a reconnect loop.
+            logger.error(
+                "%s: not sending a %d-byte report (the limit is %d bytes)",
+                self.device_id,
+                len(payload),
+                MAX_REPORT_BYTES,
+            )
+            return False
         self.publisher.publish(reported_topic(self.device_id), payload)
+        return True
 
     # --- entry points -------------------------------------------------------------------------
 
@@ -384,6 +339,11 @@ class DeviceCore:
             self._reject(command.cmd_id, exc, verified=True)
             settle()
             return
+        if self.state.frozen and is_destructive(command.type, command.args):
+            logger.warning("%s: refused %s: the school froze it", self.device_id, command.cmd_id)
+            self._record_rejection(command.cmd_id, body, "frozen", FROZEN)
+            settle()
+            return
 
         record = CommandRecord(
             cmd_id=command.cmd_id,
@@ -497,6 +457,7 @@ class DeviceCore:
             CommandType.APPLY_PROFILE.value: self._apply_profile,
             CommandType.LOST_MODE.value: self._lost_mode,
             CommandType.LOCK.value: self._lock,
+            CommandType.FREEZE.value: self._freeze,
         }
         handler = handlers.get(record.type)
         if handler is None:
@@ -518,8 +479,8 @@ class DeviceCore:
 
     def _report_inventory(self, record: CommandRecord) -> Outcome:
         """Publish an inventory report now."""
-        payload = self.build_report()
-        self.publisher.publish(reported_topic(self.device_id), payload)
+        if not self._send_report(self.build_report()):
+            raise CommandFailedError("the inventory is too large to send")
         return Outcome(Stage.DONE, "inventory reported")
 
     def _wipe_photos(self, record: CommandRecord) -> Outcome:
@@ -564,6 +525,15 @@ class DeviceCore:
         self.adapter.lock(message)
         self.publish_report()
         return Outcome(Stage.DONE, "locked", {"locked": True})
+
+    def _freeze(self, record: CommandRecord) -> Outcome:
+        """Refuse destructive commands from now on, or again accept them (the newest decides)."""
+        if record.seq >= self.state.freeze_seq:  # one delivered out of order changes nothing
+            self.state.frozen = record.args.get("enabled") is True
+            self.state.freeze_seq = record.seq
+            self._save()
+        detail = "destructive commands frozen" if self.state.frozen else "not frozen"
+        return Outcome(Stage.DONE, detail, {"frozen": self.state.frozen})
 
     def _apply_profile(self, record: CommandRecord) -> Outcome:
         """Apply the latest verified desired state, which the command may pin by version/hash."""

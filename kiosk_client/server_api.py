@@ -1,4 +1,4 @@
-"""The two HTTPS calls a kiosk makes: enrolment, and the factory-reset confirmation.
+"""The HTTPS calls a kiosk makes: enrolment, the factory-reset confirmation, and check-ins.
 
     POST {server_url}/api/v1/enrol
         {"token", "public_key", "platform", "tls_public_key_pem"?}
@@ -6,6 +6,8 @@
                "ca_pem", "client_certificate_pem", "server_keys": {kid: key}, "server_url"}
     POST {server_url}/api/v1/device-channel/confirm-reset
         an envelope signed by the device key → 200 an envelope signed by a server key
+    POST {server_url}/api/v1/device-channel/whereabouts
+        an envelope signed by the device key {"ssid"?, "gateway"?} → 200 {"public_address"}
 
 Errors come back as 4xx `{"error": {"code", "message", "details"}}`.
 """
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     import requests
 
 __all__ = [
+    "CHECK_IN_PATH",
     "CONFIRM_RESET_PATH",
     "ENROL_PATH",
     "EnrolmentResponse",
@@ -41,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 ENROL_PATH = "/api/v1/enrol"
 CONFIRM_RESET_PATH = "/api/v1/device-channel/confirm-reset"
+CHECK_IN_PATH = "/api/v1/device-channel/whereabouts"
 # Far above any real answer; stops a hostile or broken server from filling memory.
 MAX_RESPONSE_BYTES = 1_000_000
 _MAX_TEXT = 500
@@ -152,7 +156,7 @@ class ServerClient:
         self, path: str, *, json_body: Any = None, data: bytes | None = None
     ) -> requests.Response:
         """POST and return the response; `ServerUnreachableError` for transport failures."""
-        # Imported here: a running kiosk calls the server only for a factory reset.
+        # Imported here: a running kiosk calls the server only for a reset or a check-in.
         import requests
 
         url = self.server_url + path
@@ -221,3 +225,19 @@ class ServerClient:
                 f"the server answered {response.status_code} ({code}) {message}".rstrip()
             )
         return bytes(response.content)
+
+    def check_in(self, envelope: bytes) -> str:
+        """Send a signed check-in; return the public address the server saw."""
+        response = self._post(CHECK_IN_PATH, data=envelope)
+        if response.status_code != 200:
+            code, message = _error_text(response)
+            raise BadServerResponseError(
+                f"the server answered {response.status_code} ({code}) {message}".rstrip()
+            )
+        try:
+            address = response.json().get("public_address")
+        except (ValueError, AttributeError):
+            address = None
+        if not isinstance(address, str):
+            raise BadServerResponseError("the check-in answer has no public_address")
+        return address[:45]

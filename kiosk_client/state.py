@@ -105,6 +105,10 @@ class AgentState:
     applied_version: int | None = None
     applied_sha256: str | None = None
     profile_error: str | None = None
+    # The school's freeze: while set, destructive commands are refused. `freeze_seq` is the
+    # sequence number of the freeze command that set it, so an older one cannot undo a newer.
+    frozen: bool = False
+    freeze_seq: int = 0
 
     def prune(self, now: int, *, max_records: int = MAX_RECORDS) -> None:
         """Forget finished commands long expired, then the oldest finished ones beyond the cap."""
@@ -131,6 +135,8 @@ class AgentState:
             "applied_version": self.applied_version,
             "applied_sha256": self.applied_sha256,
             "profile_error": self.profile_error,
+            "frozen": self.frozen,
+            "freeze_seq": self.freeze_seq,
         }
 
     @classmethod
@@ -145,6 +151,8 @@ class AgentState:
             applied_version=data.get("applied_version"),
             applied_sha256=data.get("applied_sha256"),
             profile_error=data.get("profile_error"),
+            frozen=bool(data.get("frozen", False)),
+            freeze_seq=int(data.get("freeze_seq", 0)),
         )
 
 

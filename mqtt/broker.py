@@ -2,7 +2,7 @@
 
 `EmbeddedBroker` is the single-machine default (`trolley demo`/`serve`) and the broker the tests
 use. It speaks MQTT 3.1.1 only. Three plugins (amqtt's 0.12 dataclass-configured plugin API) and
-a small `Broker` subclass make it behave like the generated Mosquitto configuration:
+a `Broker` subclass make it behave like the generated Mosquitto configuration:
 
 * `TrolleyAuthPlugin`: users come from the password file the server writes (`mqtt.passwords`,
   Mosquitto's `$7$` PBKDF2-SHA512 lines), re-read whenever the file changes. There is no
@@ -24,27 +24,18 @@ a small `Broker` subclass make it behave like the generated Mosquitto configurat
   messages, so every restart would re-deliver every message ever queued; it appends a duplicate
   subscription row on every re-subscribe, ignores unsubscribes and by default wipes its
   database on a clean shutdown.
-* `_TrolleyBroker` fixes these amqtt 0.12.1 behaviours: it authenticates a CONNECT before
-  touching any session (amqtt would first drop or take over the session named by the client id,
-  so an unauthenticated client could wipe a device's queued commands); on reconnect it re-sends
-  retained messages only for the client's own subscriptions and only where the ACL allows
-  (amqtt sends those matching every subscription in the broker, leaking other devices'
-  retained messages); on shutdown it first routes messages it already acknowledged (amqtt
-  drops them); it refreshes `will_retain` on a resumed session; it routes each message over a
-  snapshot of the subscription table (amqtt iterates the live dict across awaits, so a client
-  subscribing mid-broadcast raised "dictionary changed size during iteration" and the message
-  never reached the remaining subscribers); it closes every connection whose CONNECT never
-  arrived or failed, and closes transports even when the peer hung up first (`_StreamWriterAdapter`;
-  amqtt left those sockets open, in CLOSE_WAIT or until garbage collection); and with
-  `BrokerTLS.require_certificate` its TLS listener demands a client certificate; a certificate
-  presented must name the user it logs in as.
-* `_TrolleyHandler` keeps an outgoing QoS 1 message in flight until it is acknowledged (amqtt
-  forgets it after 5 s without a PUBACK, or when the connection drops), so a client that
-  stopped reading gets it again, marked DUP, when its session resumes.
+* `TrolleyBroker` and `TrolleyHandler` (`mqtt.amqtt_patches`, the one module that overrides
+  amqtt 0.12.1 internals, and refuses to import with any other amqtt) authenticate a CONNECT
+  before touching any session, re-send retained messages only where the ACL allows, keep QoS 1
+  messages in flight until PUBACKed, and close every connection and transport cleanly; they
+  enforce the keep-alive (publishing the will), the limits in `mqtt.limits` (packet size,
+  CONNECT timeout, each client's backlog) and MQTT 3.1.1's packet rules (`mqtt.wire_rules`);
+  that module says why each patch exists. With `BrokerTLS.require_certificate` the TLS listener
+  demands a client certificate; a certificate presented must name the user it logs in as.
 
-The subclass overrides private amqtt methods, which is why pyproject pins `amqtt<0.13`; the
-tests in `tests/mqtt/test_broker_contract.py` and `tests/mqtt/test_broker_fleet_faults.py` fail
-if any of these fixes stops working.
+pyproject pins `amqtt==0.12.1` for those patches; the tests in
+`tests/mqtt/test_broker_contract.py` and `tests/mqtt/test_broker_fleet_faults.py` fail if any of
+these fixes stops working.
 """
 
 from __future__ import annotations
@@ -54,33 +45,21 @@ import contextlib
 import logging
 import os
 import sqlite3
-import ssl
 import threading
 import time
-from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from amqtt.adapters import (
-    ReaderAdapter,
-    StreamReaderAdapter,
-    StreamWriterAdapter,
-    WriterAdapter,
-)
-from amqtt.broker import Broker, BrokerContext, RetainedApplicationMessage
+from amqtt.broker import BrokerContext, RetainedApplicationMessage
 from amqtt.contexts import Action
-from amqtt.errors import AMQTTError, MQTTError, NoDataError
-from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
-from amqtt.mqtt.constants import QOS_1, QOS_2
-from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
-from amqtt.mqtt.puback import PubackPacket
 from amqtt.plugins.base import BaseAuthPlugin, BasePlugin, BaseTopicPlugin
-from amqtt.session import OUTGOING, IncomingApplicationMessage, OutgoingApplicationMessage, Session
-from amqtt.utils import format_client_message, gen_client_id
+from amqtt.session import Session
 
+from mqtt.amqtt_patches import SESSION_CLOSE_TIMEOUT, TrolleyBroker, bound_port
 from mqtt.errors import BrokerConfigError, BrokerError, MqttError, PasswordFileError
+from mqtt.limits import BrokerLimits
 from mqtt.passwords import read_password_file, verify_password
 from mqtt.topics import DEVICE_KINDS, PREFIX, SERVER_KINDS, device_topic, is_device_id
 
@@ -103,13 +82,9 @@ DEFAULT_SERVER_USERNAME = "trolley_server"
 DEFAULT_SESSION_EXPIRY = 21 * 24 * 3600
 DATABASE_NAME = "broker.sqlite3"
 
-_AUTHENTICATED = "trolley.authenticated"
 _PREFIX_LEVELS = PREFIX.split("/")
 # A verification against this keeps an unknown username as slow as a wrong password.
 _DUMMY_HASH = "$7$1000$AAAAAAAAAAAAAAAA$" + "A" * 86 + "=="
-# How long closing a connection may wait for its unsent data before the socket is aborted.
-_CLOSE_DRAIN_TIMEOUT = 2.0
-_SESSION_CLOSE_TIMEOUT = 3.0
 _SHUTDOWN_TIMEOUT = 8.0
 
 
@@ -436,279 +411,6 @@ class TrolleyPersistencePlugin(BasePlugin[BrokerContext]):  # type: ignore[misc]
 # --- broker -------------------------------------------------------------------------------------
 
 
-class _StreamWriterAdapter(StreamWriterAdapter):  # type: ignore[misc]
-    """amqtt's TCP/TLS writer adapter, but `close()` always releases the socket.
-
-    amqtt's `close()` drains, writes EOF and only then closes; when the peer has already hung
-    up, the drain or the EOF raises (`handler.stop()` swallows the error) and the transport
-    is never closed. Here the drain is bounded, a peer that is gone is not an error, and the
-    transport is closed (or aborted, when unsent data could not be flushed) in a `finally`.
-    """
-
-    is_closed: bool
-
-    async def close(self) -> None:
-        """Flush what is pending (bounded), send EOF, and always close the transport."""
-        if self.is_closed:
-            return
-        self.is_closed = True  # as amqtt: mark first, so writes racing the close are dropped
-        flushed = False
-        try:
-            await asyncio.wait_for(self._writer.drain(), _CLOSE_DRAIN_TIMEOUT)
-            if self._writer.can_write_eof():
-                self._writer.write_eof()
-            flushed = True
-        except (OSError, TimeoutError) as exc:  # ConnectionError is an OSError
-            logger.debug("closing a connection the peer already dropped: %r", exc)
-        finally:
-            if flushed:
-                self._writer.close()
-            else:
-                # close() would wait for the unsent buffer, which may never drain.
-                self._writer.transport.abort()
-        with contextlib.suppress(OSError, TimeoutError):
-            await asyncio.wait_for(self._writer.wait_closed(), _CLOSE_DRAIN_TIMEOUT)
-
-
-class _TrolleyHandler(BrokerProtocolHandler):  # type: ignore[misc]
-    """amqtt's broker-side handler, except that a QoS 1 message stays in flight until PUBACKed.
-
-    amqtt 0.12.1 forgets an outgoing QoS 1 message 5 s after sending it without a PUBACK, or
-    when the connection drops, so a client that was slow to read, or whose connection had
-    stopped, never received it. MQTT 3.1.1 (4.4) keeps it and sends it again, marked DUP, when
-    the session resumes; amqtt's own reconnect path does that for what is left in flight.
-    """
-
-    async def _handle_qos1_message_flow(
-        self, app_message: OutgoingApplicationMessage | IncomingApplicationMessage
-    ) -> None:
-        try:
-            await super()._handle_qos1_message_flow(app_message)
-        except (TimeoutError, asyncio.CancelledError):
-            if app_message.direction == OUTGOING and self.session is not None:
-                self.session.inflight_out[app_message.packet_id] = app_message
-            raise
-
-    async def handle_puback(self, puback: PubackPacket) -> None:
-        """A PUBACK after amqtt stopped waiting still completes the message it acknowledges."""
-        header = puback.variable_header
-        packet_id = header.packet_id if header is not None else None
-        if packet_id not in self._puback_waiters and self.session is not None:
-            if self.session.inflight_out.pop(packet_id, None) is not None:
-                return
-        await super().handle_puback(puback)
-
-
-class _TrolleyBroker(Broker):  # type: ignore[misc]
-    """amqtt's Broker with authentication first and ACL-checked retained re-delivery."""
-
-    def __init__(self, config: dict[str, Any], *, require_certificate: bool = False) -> None:
-        """`require_certificate`: TLS listeners refuse clients without a valid certificate."""
-        super().__init__(config)
-        self._require_certificate = require_certificate
-
-    def _create_ssl_context(self, listener: Any) -> ssl.SSLContext:
-        """amqtt's context (`CERT_OPTIONAL` against `cafile`), `CERT_REQUIRED` if asked for."""
-        context: ssl.SSLContext = Broker._create_ssl_context(listener)
-        if self._require_certificate:
-            context.verify_mode = ssl.CERT_REQUIRED
-        return context
-
-    async def stream_connected(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str
-    ) -> None:
-        """As amqtt, with a writer adapter whose `close()` always releases the socket."""
-        await self._client_connected(
-            listener_name, StreamReaderAdapter(reader), _StreamWriterAdapter(writer)
-        )
-
-    async def _initialize_client_session(
-        self,
-        reader: ReaderAdapter,
-        writer: WriterAdapter,
-        remote_address: str,
-        remote_port: int,
-    ) -> tuple[BrokerProtocolHandler, Session]:
-        """Read CONNECT, authenticate, and only then resume, replace or create the session."""
-        try:
-            handler, session = await _TrolleyHandler.init_from_connect(
-                reader, writer, self.plugins_manager
-            )
-        except BaseException as exc:
-            # amqtt closes the connection only for a malformed CONNECT; a client that hung up
-            # before (or while) sending it would keep its socket open in CLOSE_WAIT forever.
-            await writer.close()
-            if isinstance(exc, MQTTError):
-                raise MQTTError(exc) from exc
-            if isinstance(exc, AMQTTError | NoDataError):
-                raise AMQTTError(exc) from exc
-            raise
-
-        if not _certificate_names(writer, session.username) or not await super()._authenticate(
-            session, None
-        ):
-            await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)
-            await writer.close()
-            raise MQTTError(f"not authorised: {remote_address}:{remote_port}")
-
-        if session.clean_session:
-            if session.client_id:
-                await self._delete_session(session.client_id)
-            else:
-                session.client_id = gen_client_id()
-            session.parent = 0
-        elif session.client_id in self._sessions:
-            existing, _ = self._sessions[session.client_id]
-            for name in (
-                "will_flag",
-                "will_message",
-                "will_topic",
-                "will_qos",
-                "will_retain",
-                "keep_alive",
-                "username",
-                "password",
-            ):
-                setattr(existing, name, getattr(session, name))
-            session = existing
-            session.parent = 1
-        else:
-            session.parent = 0
-
-        delay = self.config.get("timeout-disconnect-delay", 0)
-        if session.keep_alive > 0 and isinstance(delay, int):
-            session.keep_alive += delay
-        session.attributes[_AUTHENTICATED] = True
-        return handler, session
-
-    async def shutdown(self) -> None:
-        """Route what is already acknowledged, close every client at once, then as amqtt."""
-        await self._drain_broadcasts()
-        await self._close_sessions()
-        await super().shutdown()
-
-    async def _close_sessions(self, timeout: float = _SESSION_CLOSE_TIMEOUT) -> None:
-        """Stop every client's handler concurrently, each bounded, aborting the laggards.
-
-        amqtt stops handlers one after another and each may wait on a peer that is slow to
-        read; on a loaded machine a restart could then take longer than anyone waits for it.
-        Persistent state is written through as it changes, so nothing is lost by aborting.
-        """
-        entries = list(self._sessions.items())
-
-        async def close(client_id: str, handler: Any) -> None:
-            try:
-                await asyncio.wait_for(self._cleanup_session(client_id), timeout)
-            except TimeoutError:
-                logger.warning("client %s did not close within %.0fs; aborted", client_id, timeout)
-                transport = getattr(getattr(handler, "writer", None), "_writer", None)
-                if transport is not None:
-                    transport.transport.abort()
-
-        await asyncio.gather(*(close(cid, handler) for cid, (_, handler) in entries))
-
-    async def _drain_broadcasts(self, timeout: float = 3.0) -> None:
-        """Wait (bounded) until the broadcast queue has stayed empty for a moment.
-
-        amqtt PUBACKs a message before routing it, and its shutdown drops whatever is still
-        queued; a message acknowledged just before a stop would otherwise never be queued for
-        (or persisted for) its offline subscriber.
-        """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        quiet_rounds = 0
-        while quiet_rounds < 3 and loop.time() < deadline:
-            busy = not self._broadcast_queue.empty() or any(
-                not task.done() for task in self._tasks_queue
-            )
-            quiet_rounds = 0 if busy else quiet_rounds + 1
-            await asyncio.sleep(0.01)
-        await self.plugins_manager.wait_fired_events()
-
-    async def _authenticate(self, session: Session, listener: Any) -> bool:
-        """Reuse the decision taken before the session was touched."""
-        if session.attributes.pop(_AUTHENTICATED, False):
-            return True
-        return bool(await super()._authenticate(session, listener))
-
-    async def _run_broadcast(self, running_tasks: deque[asyncio.Task[Any]]) -> None:
-        """Route one queued message, as amqtt does, over a snapshot of the subscriptions.
-
-        amqtt 0.12.1 iterates the live `_subscriptions` dict while awaiting the topic plugins,
-        so a client subscribing meanwhile raised "dictionary changed size during iteration" and
-        the message never reached the remaining subscribers. A subscription added during the
-        broadcast does not receive this message, exactly as if it had arrived just after it.
-        """
-        broadcast = await self._broadcast_queue.get()
-        topic = broadcast["topic"]
-        snapshot = [
-            (topic_filter, list(subscriptions))
-            for topic_filter, subscriptions in self._subscriptions.items()
-        ]
-        for topic_filter, subscriptions in snapshot:
-            if not self._matches(topic, topic_filter):
-                continue
-            for target_session, sub_qos in subscriptions:
-                qos = broadcast.get("qos", sub_qos)
-                if not await self._topic_filtering(
-                    target_session, topic=topic, action=Action.RECEIVE
-                ):
-                    continue
-                connected = target_session.transitions.state == "connected"
-                # Queue for a disconnected persistent (never anonymous) session at QoS 1/2.
-                if (
-                    not connected
-                    and not target_session.clean_session
-                    and qos in (QOS_1, QOS_2)
-                    and not target_session.is_anonymous
-                ):
-                    await self._retain_broadcast_message(broadcast, qos, target_session)
-                    continue
-                if not connected:
-                    continue
-                if logger.isEnabledFor(logging.DEBUG):
-                    logger.debug(
-                        "broadcasting %r from %s to %s",
-                        topic,
-                        format_client_message(session=broadcast["session"]),
-                        format_client_message(session=target_session),
-                    )
-                handler = self._get_handler(target_session)
-                if handler:
-                    running_tasks.append(
-                        asyncio.ensure_future(
-                            handler.mqtt_publish(topic, broadcast["data"], qos, retain=False)
-                        )
-                    )
-
-    async def _publish_retained_messages_for_subscription(
-        self, subscription: tuple[str, int], session: Session
-    ) -> None:
-        """Send retained messages matching one of this client's own subscriptions, ACL-checked."""
-        topic_filter, qos = subscription
-        subscribers = self._subscriptions.get(topic_filter, [])
-        if not any(sub.client_id == session.client_id for sub, _ in subscribers):
-            return
-        handler = self._get_handler(session)
-        if handler is None:
-            return
-        tasks = []
-        for topic, retained in list(self._retained_messages.items()):
-            if not self._matches(topic, topic_filter):
-                continue
-            if not await self._topic_filtering(session, topic, Action.RECEIVE):
-                continue
-            tasks.append(
-                asyncio.ensure_future(
-                    handler.mqtt_publish(
-                        retained.topic, retained.data, min(qos, retained.qos or qos), retain=True
-                    )
-                )
-            )
-        if tasks:
-            await asyncio.wait(tasks)
-
-
 @dataclass(frozen=True)
 class BrokerTLS:
     """A TLS listener's server certificate and key, and the CA its clients' certificates need.
@@ -744,6 +446,7 @@ class EmbeddedBroker:
         server_users: Iterable[str] = (DEFAULT_SERVER_USERNAME,),
         session_expiry: int | None = DEFAULT_SESSION_EXPIRY,
         tls: BrokerTLS | None = None,
+        limits: BrokerLimits | None = None,
     ) -> None:
         """Describe the broker; nothing starts until `start()`. Port 0 picks a free port."""
         if not 0 <= port <= 65535:
@@ -764,6 +467,7 @@ class EmbeddedBroker:
         self.server_users = tuple(users)
         self.session_expiry = session_expiry
         self.tls = tls
+        self.limits = limits or BrokerLimits()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -873,9 +577,10 @@ class EmbeddedBroker:
         """Start amqtt, report readiness, wait for the stop signal, shut down."""
         self._stop = asyncio.Event()
         try:
-            broker = _TrolleyBroker(
+            broker = TrolleyBroker(
                 self._config(),
                 require_certificate=self.tls is not None and self.tls.require_certificate,
+                limits=self.limits,
             )
         except Exception as exc:
             self._error = _root_cause(exc)
@@ -888,7 +593,7 @@ class EmbeddedBroker:
             await broker.plugins_manager.close()
             self._ready.set()
             return
-        self._bound_port = _bound_port(broker) or self._requested_port
+        self._bound_port = bound_port(broker) or self._requested_port
         self._ready.set()
         await self._stop.wait()
         shutdown = asyncio.ensure_future(broker.shutdown())
@@ -897,18 +602,6 @@ class EmbeddedBroker:
             logger.warning("embedded broker shutdown took over %.0fs; cut short", _SHUTDOWN_TIMEOUT)
         else:
             shutdown.result()  # re-raise a failure
-
-
-def _certificate_names(writer: Any, username: str | None) -> bool:
-    """A client certificate, when one was presented, must name the user logging in (its CN, as
-    Mosquitto's `use_identity_as_username`): one device's certificate never carries another
-    device's password."""
-    stream = getattr(writer, "_writer", None)
-    certificate = stream.get_extra_info("peercert") if stream is not None else None
-    if not certificate:
-        return True
-    names = [v for rdn in certificate.get("subject", ()) for k, v in rdn if k == "commonName"]
-    return names == [username]
 
 
 def _root_cause(exc: BaseException) -> BaseException:
@@ -923,20 +616,10 @@ def _root_cause(exc: BaseException) -> BaseException:
     return seen[-1]
 
 
-def _bound_port(broker: Broker) -> int | None:
-    """The port the default listener actually bound (useful when asked for port 0)."""
-    # amqtt exposes no accessor for the bound address.
-    server = broker._servers.get("default")
-    sockets = getattr(getattr(server, "instance", None), "sockets", None) or []
-    for sock in sockets:
-        return int(sock.getsockname()[1])
-    return None
-
-
 def _cancel_remaining(loop: asyncio.AbstractEventLoop) -> None:
     """Cancel tasks amqtt left behind, so closing the loop warns about nothing."""
     pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
     for task in pending:
         task.cancel()
     if pending:  # bounded: a task that ignores its cancellation must not hold the thread
-        loop.run_until_complete(asyncio.wait(pending, timeout=_SESSION_CLOSE_TIMEOUT))
+        loop.run_until_complete(asyncio.wait(pending, timeout=SESSION_CLOSE_TIMEOUT))

@@ -78,28 +78,41 @@ _HEADER_INTS = ("iat", "exp")
 # --- canonical JSON ---------------------------------------------------------------------------
 
 
-def _plain(value: object, path: str, depth: int) -> object:
+# Where a value sits, as `$`, or (parent, key or index): the text is built for an error only, as
+# formatting a path for every value cost more than checking it.
+_Path = str | tuple["_Path", str | int]
+
+
+def _at(path: _Path) -> str:
+    """The JSON path of a value, for an error message: `$.result.files[2]`."""
+    if isinstance(path, str):
+        return path
+    parent, step = path
+    return f"{_at(parent)}[{step}]" if isinstance(step, int) else f"{_at(parent)}.{step}"
+
+
+def _plain(value: object, path: _Path, depth: int) -> object:
     """A plain dict/list copy of `value`, refusing anything canonical JSON cannot carry."""
     if depth > _MAX_DEPTH:
-        raise MalformedError(f"{path}: nested deeper than {_MAX_DEPTH} levels")
+        raise MalformedError(f"{_at(path)}: nested deeper than {_MAX_DEPTH} levels")
     if value is None or isinstance(value, bool | str):
         return value
     if isinstance(value, int):
         if abs(value) > MAX_SAFE_INTEGER:
-            raise MalformedError(f"{path}: integer outside ±(2**53 - 1)")
+            raise MalformedError(f"{_at(path)}: integer outside ±(2**53 - 1)")
         return int(value)
     if isinstance(value, float):
-        raise MalformedError(f"{path}: floats are not allowed in signed bodies; use integers")
+        raise MalformedError(f"{_at(path)}: floats are not allowed in signed bodies; use integers")
     if isinstance(value, Mapping):
         result: dict[str, object] = {}
         for key, item in value.items():
             if not isinstance(key, str):
-                raise MalformedError(f"{path}: object keys must be strings, not {key!r}")
-            result[key] = _plain(item, f"{path}.{key}", depth + 1)
+                raise MalformedError(f"{_at(path)}: object keys must be strings, not {key!r}")
+            result[key] = _plain(item, (path, key), depth + 1)
         return result
     if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
-        return [_plain(item, f"{path}[{index}]", depth + 1) for index, item in enumerate(value)]
-    raise MalformedError(f"{path}: {type(value).__name__} cannot be encoded as canonical JSON")
+        return [_plain(item, (path, index), depth + 1) for index, item in enumerate(value)]
+    raise MalformedError(f"{_at(path)}: {type(value).__name__} cannot be encoded as canonical JSON")
 
 
 def plain_copy(obj: object) -> Any:

@@ -101,3 +101,11 @@ class BrokerError(MqttError):
 
 class BrokerConfigError(MqttError):
     """Broker configuration (embedded or Mosquitto) is invalid."""
+
+
+class ProtocolViolationError(MqttError):
+    """A client sent something MQTT 3.1.1 forbids; the broker closes its connection."""
+
+
+class OversizePacketError(ProtocolViolationError):
+    """A client sent a packet larger than the broker accepts."""

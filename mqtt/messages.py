@@ -14,11 +14,19 @@ another). All times are integer epoch seconds.
 
 A kiosk applies a `Desired` only if its `version` is newer than the one it applied, so an old
 retained or replayed document cannot roll a device back.
+
+A `Report` may say, for every setting of the profile document `settings_sha256`, whether the
+device `enforced` it, cannot (`not_supported`, with why) or tried and `failed` (with the error),
+with the evidence it read back; and whether unlocking needs a passcode and its storage is
+encrypted (absent: not known); and the network it is on (`network`: the Wi-Fi name and the
+gateway's address), so the server can tell a device seen off-site. Every one of those fields is
+optional, so a report from an older kiosk still reads, as "not known".
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 import uuid
 from collections.abc import Mapping
@@ -46,9 +54,11 @@ __all__ = [
     "CommandType",
     "Desired",
     "Report",
+    "SettingState",
     "build_ack",
     "build_command",
     "build_desired",
+    "is_destructive",
     "profile_sha256",
 ]
 
@@ -62,6 +72,12 @@ _MAX_TEXT = 500
 _MAX_NAME = 200
 _MAX_APPS = 5000
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+# A profile setting's key path, as the profile language spells it ("device.camera").
+_SETTING_PATH = re.compile(r"[a-z][a-z_]{0,39}(\.[a-z][a-z_]{0,39})?")
+_MAX_SETTINGS = 200
+_MAX_EVIDENCE_BYTES = 2048
+_SECURITY_FIELDS = frozenset({"passcode", "storage_encrypted"})
+_NETWORK_FIELDS = frozenset({"ssid", "gateway"})
 
 
 class CommandType(StrEnum):
@@ -74,6 +90,15 @@ class CommandType(StrEnum):
     LOST_MODE = "lost_mode"
     LOCK = "lock"
     FACTORY_RESET = "factory_reset"
+    FREEZE = "freeze"
+
+
+class SettingState(StrEnum):
+    """What a device says about one setting of its profile."""
+
+    ENFORCED = "enforced"
+    NOT_SUPPORTED = "not_supported"
+    FAILED = "failed"
 
 
 class AckState(StrEnum):
@@ -99,8 +124,20 @@ _ARG_SPECS: dict[CommandType, dict[str, tuple[type, bool]]] = {
     },
     CommandType.LOCK: {"message": (str, False)},
     CommandType.FACTORY_RESET: {},
+    # The school froze (or unfroze) destructive commands: a frozen device refuses them.
+    CommandType.FREEZE: {"enabled": (bool, True)},
 }
 _COMMON_ARGS: dict[str, tuple[type, bool]] = {"reason": (str, False)}
+
+
+_DESTRUCTIVE = frozenset({CommandType.WIPE_PHOTOS, CommandType.LOCK, CommandType.FACTORY_RESET})
+
+
+def is_destructive(command_type: CommandType | str, args: Mapping[str, Any]) -> bool:
+    """Whether a command takes a device out of use or destroys data on it (what a freeze stops)."""
+    if command_type == CommandType.LOST_MODE:
+        return args.get("enabled") is True  # turning lost mode off gives the device back
+    return command_type in _DESTRUCTIVE
 
 
 # --- field checks -------------------------------------------------------------------------------
@@ -304,13 +341,13 @@ class Ack(_Body):
 
 def _ack_state(value: object) -> AckState:
     """An `AckState` from its value, or `MessageError`."""
+    if isinstance(value, str):
+        try:
+            return AckState(value)
+        except ValueError:
+            pass
     states = ", ".join(s.value for s in AckState)
-    if not isinstance(value, str):
-        raise MessageError(f"state {value!r} must be one of: {states}")
-    try:
-        return AckState(value)
-    except ValueError:
-        raise MessageError(f"state {value!r} must be one of: {states}") from None
+    raise MessageError(f"state {value!r} must be one of: {states}")
 
 
 @dataclass(frozen=True)
@@ -336,6 +373,16 @@ class Report(_Body):
     profile_sha256: str | None = None
     lost_mode: bool | None = None
     locked: bool | None = None
+    # Per setting of the document `settings_sha256`: {setting, state, detail, evidence}.
+    settings: tuple[Mapping[str, Any], ...] | None = None
+    settings_sha256: str | None = None
+    # Whether unlocking needs a passcode and the storage is encrypted; absent means not known.
+    passcode: bool | None = None
+    storage_encrypted: bool | None = None
+    # How the device knows each of those two ({"passcode": "...", "storage_encrypted": "..."}).
+    security_detail: Mapping[str, str] | None = None
+    # The network the device is on: {"ssid": Wi-Fi name, "gateway": address}; absent: not known.
+    network: Mapping[str, str] | None = None
     # Fields a newer kiosk sends before this package knows them; stored, never trusted.
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -356,6 +403,12 @@ class Report(_Body):
             "profile_sha256",
             "lost_mode",
             "locked",
+            "settings",
+            "settings_sha256",
+            "passcode",
+            "storage_encrypted",
+            "security_detail",
+            "network",
             "extra",
         }
     )
@@ -371,11 +424,21 @@ class Report(_Body):
                 _int(name, getattr(self, name))
         if self.battery_percent is not None:
             _int("battery_percent", self.battery_percent, maximum=100)
-        for name in ("charging", "lost_mode", "locked"):
+        for name in ("charging", "lost_mode", "locked", "passcode", "storage_encrypted"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), bool):
                 raise MessageError(f"{name} must be true or false")
         if self.profile_sha256 is not None:
             _sha256("profile_sha256", self.profile_sha256)
+        if self.settings_sha256 is not None:
+            _sha256("settings_sha256", self.settings_sha256)
+        if self.settings is not None:
+            if self.settings_sha256 is None:
+                raise MessageError("settings need settings_sha256: the document they describe")
+            _set(self, "settings", _applied_settings(self.settings))
+        if self.security_detail is not None:
+            _set(self, "security_detail", _security_detail(self.security_detail))
+        if self.network is not None:
+            _set(self, "network", _network(self.network))
         if self.apps is not None:
             if isinstance(self.apps, str | bytes) or not isinstance(self.apps, list | tuple):
                 raise MessageError("apps must be a list of app ids")
@@ -385,6 +448,72 @@ class Report(_Body):
                 _text("apps[]", app, max_len=_MAX_NAME, empty=False)
             _set(self, "apps", tuple(self.apps))
         _set(self, "extra", _json_object("extra", self.extra))
+
+
+def _applied_settings(value: object) -> tuple[dict[str, Any], ...]:
+    """Each setting once, with a known state, a short detail and small evidence."""
+    if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
+        raise MessageError("settings must be a list")
+    if len(value) > _MAX_SETTINGS:
+        raise MessageError(f"settings lists more than {_MAX_SETTINGS} entries")
+    entries: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for item in value:
+        entry = _json_object("settings[]", item)
+        unknown = sorted(set(entry) - {"setting", "state", "detail", "evidence"})
+        if unknown:
+            raise MessageError(f"unknown field(s) in settings[]: {', '.join(unknown)}")
+        setting = _text("settings[].setting", entry.get("setting"), max_len=80, empty=False)
+        if not _SETTING_PATH.fullmatch(setting):
+            raise MessageError(f"settings[].setting {setting!r} is not a setting's key path")
+        if setting in seen:
+            raise MessageError(f"settings lists {setting} twice")
+        seen.add(setting)
+        state = entry.get("state")
+        if state not in {s.value for s in SettingState}:
+            states = ", ".join(s.value for s in SettingState)
+            raise MessageError(f"settings[].state must be one of: {states}")
+        evidence = _json_object("settings[].evidence", entry.get("evidence", {}))
+        if len(canonical_json(evidence)) > _MAX_EVIDENCE_BYTES:
+            raise MessageError(f"the evidence for {setting} is over {_MAX_EVIDENCE_BYTES} bytes")
+        entries.append(
+            {
+                "setting": setting,
+                "state": state,
+                "detail": _text("settings[].detail", entry.get("detail", "")),
+                "evidence": evidence,
+            }
+        )
+    return tuple(entries)
+
+
+def _security_detail(value: object) -> dict[str, str]:
+    """How the device knows its passcode and encryption state, in a few words each."""
+    detail = _json_object("security_detail", value)
+    unknown = sorted(set(detail) - _SECURITY_FIELDS)
+    if unknown:
+        raise MessageError(f"unknown field(s) in security_detail: {', '.join(unknown)}")
+    for name, text in detail.items():
+        _text(f"security_detail.{name}", text, max_len=_MAX_NAME)
+    return detail
+
+
+def _network(value: object) -> dict[str, str]:
+    """The Wi-Fi name (any text, as SSIDs are) and the gateway, which must be an IP address."""
+    network = _json_object("network", value)
+    unknown = sorted(set(network) - _NETWORK_FIELDS)
+    if unknown:
+        raise MessageError(f"unknown field(s) in network: {', '.join(unknown)}")
+    if "ssid" in network:
+        # An SSID is at most 32 bytes (IEEE 802.11); names are shown, never trusted.
+        _text("network.ssid", network["ssid"], max_len=32, empty=False)
+    if "gateway" in network:
+        gateway = _text("network.gateway", network["gateway"], max_len=45, empty=False)
+        try:
+            ipaddress.ip_address(gateway)
+        except ValueError:
+            raise MessageError("network.gateway must be an IP address") from None
+    return network
 
 
 @dataclass(frozen=True)

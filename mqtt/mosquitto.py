@@ -5,22 +5,29 @@ can be checked line by line; `write_mosquitto_config` writes all three into one 
 ACL mirrors `mqtt.broker.topic_allowed`: `%u` is the authenticated username, which is the device
 id, so each device reaches only its own topics; the server users get `trolley/v1/#`.
 
-Known limit (Mosquitto 2.0.11, observed): the ACL file cannot tie a client id to a username, so
-a device holding its own valid password can connect under another device's client id and end
-that device's persistent session, losing its queued messages (it still cannot read them). The
-worker's re-publishing of un-acked commands covers the loss; where it matters, the
-dynamic-security plugin can bind each client id to its username. The embedded broker refuses
-such logins outright.
+Client ids: the listeners devices use (the TLS one, and a plain one open to the network) set
+`use_username_as_clientid`, so a device logging in under another device's client id only ever
+gets its own session and can neither disconnect that device nor end its queued commands (the
+embedded broker refuses such logins outright). The plain listener on loopback is the workers':
+several share the server login, each with its own client id, so it cannot tie the two.
+
+Limits (`mqtt.limits`): a client sending a packet over `max_packet_size` is disconnected; each
+client's queue is capped by count and bytes (Mosquitto logs "Outgoing messages are being
+dropped for client ..." when a cap bites) and its in-flight window by bytes. Mosquitto 2.0 has
+no CONNECT timeout setting: it closes a connection that never sends CONNECT after about 90 s
+(1.5 times the 60 s keep-alive it assumes until then), and checks keep-alives every 6 s.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from mqtt.errors import BrokerConfigError
+from mqtt.limits import BrokerLimits
 from mqtt.passwords import DEFAULT_ITERATIONS, USERNAME_PATTERN, format_password_file
 from mqtt.topics import DEVICE_KINDS, PREFIX, SERVER_KINDS, is_device_id
 
@@ -136,15 +143,16 @@ def mosquitto_conf_text(
     tls: MosquittoTLS | None = None,
     run_as_user: str | None = None,
     log_file: str | os.PathLike[str] | None = None,
-    max_queued_messages: int = 100_000,
+    limits: BrokerLimits | None = None,
     persistent_client_expiration: str = "21d",
     autosave_interval: int = 60,
 ) -> str:
-    """`mosquitto.conf`: never anonymous, password file, ACL file, persistence, optional TLS.
+    """`mosquitto.conf`: never anonymous, password file, ACL file, persistence, limits, TLS.
 
     `run_as_user` matters when Mosquitto starts as root: it then switches to that user (default
     `mosquitto`), which must be able to read the files and write the persistence directory.
     """
+    limits = limits or BrokerLimits()
     persistence = _path(persistence_dir, "persistence") + os.sep
     lines = [
         _HEADER.rstrip("\n"),
@@ -158,7 +166,13 @@ def mosquitto_conf_text(
         f"persistence_location {persistence}",
         f"autosave_interval {int(autosave_interval)}",
         f"persistent_client_expiration {persistent_client_expiration}",
-        f"max_queued_messages {int(max_queued_messages)}",
+        "",
+        "# Limits: a larger packet disconnects its sender; each client's queue and in-flight",
+        "# window are capped (messages past a cap are dropped, and logged).",
+        f"max_packet_size {int(limits.max_packet_bytes)}",
+        f"max_queued_messages {int(limits.max_queued_messages)}",
+        f"max_queued_bytes {int(limits.max_queued_bytes)}",
+        f"max_inflight_bytes {int(limits.max_inflight_bytes)}",
         "",
     ]
     if run_as_user is not None:
@@ -170,11 +184,15 @@ def mosquitto_conf_text(
     else:
         lines.append("log_dest stderr")
     lines += ["", f"listener {_port(port, 'port')} {host}", "protocol mqtt"]
+    if not _is_loopback(host):
+        # Devices can reach it: no device may log in under another's client id.
+        lines.append("use_username_as_clientid true")
     if tls is not None:
         lines += [
             "",
             f"listener {_port(tls.port, 'TLS port')} {tls.host}",
             "protocol mqtt",
+            "use_username_as_clientid true",
             f"cafile {_path(tls.cafile, 'cafile')}",
             f"certfile {_path(tls.certfile, 'certfile')}",
             f"keyfile {_path(tls.keyfile, 'keyfile')}",
@@ -183,6 +201,16 @@ def mosquitto_conf_text(
             f"use_identity_as_username {'true' if tls.use_identity_as_username else 'false'}",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether a listener's address is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _write(path: Path, text: str, mode: int) -> None:
@@ -205,6 +233,7 @@ def write_mosquitto_config(
     run_as_user: str | None = None,
     log_file: str | os.PathLike[str] | None = None,
     iterations: int = DEFAULT_ITERATIONS,
+    limits: BrokerLimits | None = None,
 ) -> MosquittoFiles:
     """Write `mosquitto.conf`, `passwd` (0600), `acl` and the `data/` directory into `directory`."""
     base = Path(directory).absolute()
@@ -226,6 +255,7 @@ def write_mosquitto_config(
         tls=tls,
         run_as_user=run_as_user,
         log_file=log_file,
+        limits=limits,
     )
     files.persistence_dir.mkdir(exist_ok=True)
     _write(files.password_file, password_text, 0o600)

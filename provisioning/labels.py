@@ -11,7 +11,7 @@ import io
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from html import escape
 
 from reportlab.lib.units import mm
@@ -50,6 +50,11 @@ REGULAR = "Helvetica"
 SVG_FONT_FAMILY = "Helvetica, Arial, 'Liberation Sans', sans-serif"
 ELLIPSIS = "\u2026"
 _ASCENT = 0.75  # Helvetica cap height is 0.72 em; a little more covers accents
+# Below this size beside the QR code, a tag runs along the label's foot instead (up to the
+# larger size), under a QR code made that much smaller.
+TAG_BESIDE_MIN_PT = 8.0
+TAG_UNDER_MAX_PT = 12.0
+TAG_UNDER_GAP = 0.8
 
 
 @dataclass(frozen=True)
@@ -335,21 +340,32 @@ def _fit_text(
 
 
 def _fit_tag(tag: str, *, max_pt: float, width: float) -> _Block:
-    """The asset tag, never cut: on one line, or two if that prints it larger."""
-    one_line = min(max_pt, width / _width_mm(tag, BOLD, 1.0))
-    best = _Block(one_line, ((0, len(tag), False),))
-    if len(tag) < 6:
-        return best
-    # Break at the separator nearest the middle (or the middle itself).
-    middle = len(tag) / 2
-    breaks = [i + 1 for i, ch in enumerate(tag[:-1]) if ch in "-_."] or [len(tag) // 2]
-    cut = min(breaks, key=lambda i: (abs(i - middle), i))
-    widest = max(_width_mm(tag[:cut], BOLD, 1.0), _width_mm(tag[cut:], BOLD, 1.0))
-    # Two lines must gain a clear margin in size to be worth the break in reading.
-    two_lines = min(max_pt * 0.75, width / widest)
-    if two_lines > one_line * 1.3:
-        best = _Block(two_lines, ((0, cut, False), (cut, len(tag), False)))
-    return best
+    """The asset tag on one line, as large as fits: a tag broken across lines is misread."""
+    return _Block(min(max_pt, width / _width_mm(tag, BOLD, 1.0)), ((0, len(tag), False),))
+
+
+def _stack(fields: Sequence[_Field], x: float, top: float) -> list[TextLine]:
+    """The lines of `fields`, one under another from `top`, starting at `x`."""
+    lines: list[TextLine] = []
+    for field in fields:
+        top += field.gap_before
+        size_mm = field.block.size_pt * PT_TO_MM
+        for span in field.block.spans:
+            pdf_text = _span_text(field.safe, span)
+            lines.append(
+                TextLine(
+                    text=_span_text(field.text, span),
+                    pdf_text=pdf_text,
+                    x_mm=x,
+                    # Baseline below the line top by the ascent, plus half the extra leading.
+                    baseline_mm=top + (_ASCENT + (field.leading - 1.0) / 2) * size_mm,
+                    font=field.font,
+                    size_pt=field.block.size_pt,
+                    width_mm=_width_mm(pdf_text, field.font, field.block.size_pt),
+                )
+            )
+            top += size_mm * field.leading
+    return lines
 
 
 def _place_label(label: Label, slot: int, box: tuple[float, float, float, float]) -> PlacedLabel:
@@ -357,13 +373,23 @@ def _place_label(label: Label, slot: int, box: tuple[float, float, float, float]
     x, y, width, height = box
     pad = 2.0 if height >= 35 else 1.5
     matrix = qr_matrix(label.url)
-    qr_size = height - 2 * pad
+    tag_max = 22.0 if height >= 35 else 18.0
+    # Beside a full-height QR code: the label's width less the code and a half-millimetre gap.
+    beside = _fit_tag(label.asset_tag, max_pt=tag_max, width=width - height - 0.5)
+    foot = 0.0
+    tag = beside
+    if beside.size_pt < TAG_BESIDE_MIN_PT:
+        # A long tag reads better across the foot of the label, under a smaller QR code.
+        under = _fit_tag(label.asset_tag, max_pt=TAG_UNDER_MAX_PT, width=width - 2 * pad)
+        if under.size_pt > beside.size_pt:
+            tag = under
+            foot = TAG_UNDER_GAP + under.size_pt * PT_TO_MM
+    qr_size = height - 2 * pad - foot
     module = qr_size / len(matrix)
     text_x = x + pad + qr_size + 0.5
     text_width = x + width - pad - text_x
     if text_width < 12:
         raise LabelLayoutError("these labels leave no room for text beside the QR code")
-    tag_max = 22.0 if height >= 35 else 18.0
     school_text = " ".join(label.school_name.split())
     school_safe = _pdf_safe(school_text)
     caption_text = " ".join(label.caption.split()) if label.caption else ""
@@ -374,42 +400,28 @@ def _place_label(label: Label, slot: int, box: tuple[float, float, float, float]
         if caption_safe
         else None
     )
-    available = height - 2 * pad
-    tag = _fit_tag(label.asset_tag, max_pt=tag_max, width=text_width)
+    available = qr_size
+    tag_field = _Field(tag, label.asset_tag, label.asset_tag, BOLD, leading=1.0, gap_before=0.0)
     while True:
-        # Stacked and centred vertically: tag lines, a gap, school lines, a gap, the caption.
-        fields = [
-            _Field(tag, label.asset_tag, label.asset_tag, BOLD, leading=1.0, gap_before=0.0),
-            _Field(school, school_text, school_safe, REGULAR, leading=1.15, gap_before=1.2),
-        ]
+        # Stacked and centred beside the QR code: the tag (unless it runs along the foot),
+        # a gap, school lines, a gap, the caption.
+        fields = [_Field(school, school_text, school_safe, REGULAR, leading=1.15, gap_before=1.2)]
         if caption is not None:
             fields.append(
                 _Field(caption, caption_text, caption_safe, REGULAR, leading=1.15, gap_before=0.8)
             )
+        if foot:
+            fields[0] = replace(fields[0], gap_before=0.0)
+        else:
+            fields.insert(0, tag_field)
         total = sum(field.height_mm for field in fields)
-        if total <= available or tag.size_pt <= 6:
+        if foot or total <= available or tag_field.block.size_pt <= 6:
             break
-        tag = _Block(tag.size_pt - 0.5, tag.spans)
-    lines: list[TextLine] = []
+        tag_field = replace(tag_field, block=_Block(tag_field.block.size_pt - 0.5, tag.spans))
     top = y + pad + max(0.0, (available - total) / 2)
-    for field in fields:
-        top += field.gap_before
-        size_mm = field.block.size_pt * PT_TO_MM
-        for span in field.block.spans:
-            pdf_text = _span_text(field.safe, span)
-            lines.append(
-                TextLine(
-                    text=_span_text(field.text, span),
-                    pdf_text=pdf_text,
-                    x_mm=text_x,
-                    # Baseline below the line top by the ascent, plus half the extra leading.
-                    baseline_mm=top + (_ASCENT + (field.leading - 1.0) / 2) * size_mm,
-                    font=field.font,
-                    size_pt=field.block.size_pt,
-                    width_mm=_width_mm(pdf_text, field.font, field.block.size_pt),
-                )
-            )
-            top += size_mm * field.leading
+    lines = _stack(fields, text_x, top)
+    if foot:
+        lines += _stack([replace(tag_field, gap_before=TAG_UNDER_GAP)], x + pad, y + pad + qr_size)
     return PlacedLabel(
         label=label,
         slot=slot,

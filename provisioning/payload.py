@@ -19,11 +19,14 @@ __all__ = [
     "MAX_PAYLOAD_CHARS",
     "PAYLOAD_PREFIX",
     "PAYLOAD_VERSION",
+    "PLACE_PATH",
     "EnrolmentPayload",
     "is_http_url",
     "is_valid_asset_tag",
     "label_url",
     "parse_label_url",
+    "parse_place_url",
+    "place_label_url",
 ]
 
 PAYLOAD_PREFIX = "trolley-enrol"
@@ -33,6 +36,7 @@ MAX_PAYLOAD_CHARS = 2048
 MAX_LABEL_CODE_CHARS = 512
 MAX_URL_CHARS = 512
 LABEL_PATH = "/d/"
+PLACE_PATH = "/l/"
 
 # Starting with a letter or digit rules out "." and ".." (path traversal) and "-x" (option-like).
 ASSET_TAG_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
@@ -241,12 +245,10 @@ def label_url(base_url: str, asset_tag: str) -> str:
     return base_url.rstrip("/") + LABEL_PATH + asset_tag
 
 
-def parse_label_url(text: str, base_url: str) -> str:
-    """The asset tag in a scanned label: a `<base URL>/d/<tag>` URL or a bare tag."""
-    base = _base_parts(base_url)
+def _scanned_code(text: str) -> str:
+    """A scanned code without the Enter or Tab a keyboard-wedge scanner adds, checked."""
     if not isinstance(text, str):
         raise LabelCodeError("the scanned code must be text")
-    # Scanners acting as keyboards add a trailing Enter or Tab; that is not part of the code.
     code = text.strip()
     if not code:
         raise LabelCodeError("the scanned code is empty")
@@ -254,14 +256,15 @@ def parse_label_url(text: str, base_url: str) -> str:
         raise LabelCodeError(f"the scanned code is longer than {MAX_LABEL_CODE_CHARS} characters")
     if _has_space_or_control(code):
         raise LabelCodeError("the scanned code contains spaces or control characters")
-    if is_valid_asset_tag(code):
-        return code
-    if "://" not in code:
-        raise LabelCodeError("the scanned code is neither an asset tag nor a label URL")
+    return code
+
+
+def _label_path(code: str, base: SplitResult) -> str:
+    """The path of a scanned label URL below the server's own path (e.g. '/d/OAK-1')."""
     parts = _split_http_url(code)
     if parts is None:
         raise LabelCodeError("the scanned code is not an http(s) label URL")
-    # http and https both match: labels outlive a school's move to TLS, and we only read the tag.
+    # http and https both match: labels outlive a school's move to TLS, and we only read the path.
     if _authority(parts) != _authority(base):
         raise LabelCodeError("the label belongs to another server")
     if "?" in code or "#" in code:
@@ -269,10 +272,48 @@ def parse_label_url(text: str, base_url: str) -> str:
     if "%" in parts.path or "\\" in parts.path:
         # Tags never need escaping, so an escape can only be an attempt to smuggle '/' or '..'.
         raise LabelCodeError("a label URL contains escaped characters")
-    prefix = base.path.rstrip("/") + LABEL_PATH
-    if not parts.path.startswith(prefix):
+    root = base.path.rstrip("/")
+    if not parts.path.startswith(root + "/"):
+        raise LabelCodeError(f"not a device label URL (expected '{root}{LABEL_PATH}<asset tag>')")
+    return parts.path[len(root) :]
+
+
+def parse_label_url(text: str, base_url: str) -> str:
+    """The asset tag in a scanned label: a `<base URL>/d/<tag>` URL or a bare tag."""
+    base = _base_parts(base_url)
+    code = _scanned_code(text)
+    if is_valid_asset_tag(code):
+        return code
+    if "://" not in code:
+        raise LabelCodeError("the scanned code is neither an asset tag nor a label URL")
+    path = _label_path(code, base)
+    if not path.startswith(LABEL_PATH):
+        prefix = base.path.rstrip("/") + LABEL_PATH
         raise LabelCodeError(f"not a device label URL (expected '{prefix}<asset tag>')")
-    tag = parts.path[len(prefix) :]
+    tag = path[len(LABEL_PATH) :]
     if not is_valid_asset_tag(tag):
         raise LabelCodeError("the label URL does not end in a valid asset tag")
     return tag
+
+
+def place_label_url(base_url: str, location_id: int) -> str:
+    """The URL printed as a place's label (a trolley, safe or room): `<base URL>/l/<id>`."""
+    _base_parts(base_url)
+    if isinstance(location_id, bool) or not isinstance(location_id, int) or location_id < 1:
+        raise LabelCodeError("a place's id is a whole number from 1")
+    return f"{base_url.rstrip('/')}{PLACE_PATH}{location_id}"
+
+
+def parse_place_url(text: str, base_url: str) -> int | None:
+    """The place id in a scanned place label of this server, or None for any other code."""
+    base = _base_parts(base_url)
+    try:
+        code = _scanned_code(text)
+        path = _label_path(code, base) if "://" in code else ""
+    except LabelCodeError:
+        return None
+    number = path[len(PLACE_PATH) :] if path.startswith(PLACE_PATH) else ""
+    # At most ten digits: ids are 32-bit, and a longer run is not one of our labels.
+    if not (number.isascii() and number.isdigit() and len(number) <= 10 and number[0] != "0"):
+        return None
+    return int(number)

@@ -1,12 +1,13 @@
-"""Trolley's web server: create_app builds it."""
+"""Trolley's web server: create_app builds it, and only then loads Flask."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 def _database_id_converter() -> type:
@@ -22,23 +23,22 @@ def _database_id_converter() -> type:
     return DatabaseId
 
 
-_DatabaseId = _database_id_converter()
-
-
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the Flask app from TROLLEY_* settings plus optional overrides (tests pass `bind`)."""
+    from flask import Flask
+
     from server.config import load_settings
     from server.crypto import SecretBox
     from server.db import Database
-    from server.errors import register_error_handlers
+    from server.events import connect_handlers
     from server.extensions import close_db_session, csrf, login_manager
-    from server.web import install_security, register_blueprints
+    from server.web import install_security, register_blueprints, register_error_handlers
 
     overrides = dict(config or {})
     bind = overrides.pop("bind", None)
     settings = load_settings(overrides=overrides)
     app = Flask(__name__, instance_path=str(settings.instance_dir))
-    app.url_map.converters["int"] = _DatabaseId
+    app.url_map.converters["int"] = _database_id_converter()
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SESSION_COOKIE_NAME="trolley_session",
@@ -60,6 +60,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     app.teardown_appcontext(close_db_session)
     register_blueprints(app)
+    connect_handlers()  # a domain that would not hear what devices report fails start-up
     register_error_handlers(app)
     install_security(app)
     if settings.behind_proxy:

@@ -4,70 +4,16 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import click
 
-from server.config import ConfigError, Settings, load_settings
+from server.cli_support import Context, fail_on_domain_errors, pass_ctx
+from server.domains import import_part
 
 log = logging.getLogger(__name__)
-
-
-class Context:
-    """Settings and the database, built lazily so `--help` needs neither."""
-
-    def __init__(self, overrides: dict[str, Any] | None = None) -> None:
-        self.overrides = overrides or {}
-        self._settings: Settings | None = None
-        self._db: Any = None
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            try:
-                self._settings = load_settings(overrides=self.overrides)
-            except ConfigError as exc:
-                raise click.ClickException(f"configuration: {exc}") from exc
-        return self._settings
-
-    @property
-    def db(self) -> Any:
-        if self._db is None:
-            from server.db import Database
-
-            self._db = Database(self.settings.database_url)
-        return self._db
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.dispose()
-            self._db = None
-
-
-pass_ctx = click.make_pass_decorator(Context)
-
-
-def _fail_on_domain_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn domain errors into a one-line message and exit code 1, never a traceback."""
-    import functools
-
-    @functools.wraps(fn)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        from server.errors import TrolleyError
-
-        try:
-            return fn(*args, **kwargs)
-        except TrolleyError as exc:
-            raise click.ClickException(exc.message) from exc
-
-    return run
 
 
 class TrolleyGroup(click.Group):
@@ -230,9 +176,27 @@ def _wait_for_port(port: int, timeout: float = 30.0) -> bool:
 @click.option(
     "--no-devices", is_flag=True, help="Do not start the broker, worker and simulated fleet."
 )
+@click.option(
+    "--google-fake",
+    "google_port",
+    type=int,
+    default=None,
+    is_flag=False,
+    flag_value=5081,
+    help="Link the school to a local stand-in for Google on this port (default 5081): its "
+    "Chromebooks are reached through Google's APIs.",
+)
 @click.pass_context
-def demo(click_ctx: click.Context, host: str, port: int, seed_only: bool, no_devices: bool) -> None:
+def demo(
+    click_ctx: click.Context,
+    host: str,
+    port: int,
+    seed_only: bool,
+    no_devices: bool,
+    google_port: int | None,
+) -> None:
     """The demo school on SQLite: web server, worker, embedded broker and a simulated fleet."""
+    from server.config import write_demo_settings
     from server.crypto import SecretBox
     from server.db import migrate
     from server.enrolment.services import server_key, write_broker_passwords
@@ -242,6 +206,11 @@ def demo(click_ctx: click.Context, host: str, port: int, seed_only: bool, no_dev
     click_ctx.obj.close()
     click_ctx.obj = ctx
     click_ctx.call_on_close(ctx.close)
+    base_url = os.environ.get("TROLLEY_BASE_URL", f"http://{host}:{port}")
+    # Later commands run in this folder find the same settings (no variables to set).
+    write_demo_settings(
+        ctx.settings.instance_dir, {"base_url": base_url, "mqtt_port": str(ctx.settings.mqtt_port)}
+    )
     migrate(ctx.db.engine)
     with ctx.db.begin() as session:
         school, logins = seed_demo(session)
@@ -252,7 +221,7 @@ def demo(click_ctx: click.Context, host: str, port: int, seed_only: bool, no_dev
     for login in logins:
         click.echo(f"    {login.role.label:<26} {login.email:<28} password: {login.password}")
     click.echo(
-        "\n  Headteacher, technician and administrator also set up a 6-digit code on first log-in"
+        "\n  Everyone but the teacher and governor also sets up a 6-digit code on first log-in"
         "\n  (scan the QR code with an authenticator app, or type the key it shows).\n"
         "  Press Ctrl-C to stop.\n"
     )
@@ -262,10 +231,12 @@ def demo(click_ctx: click.Context, host: str, port: int, seed_only: bool, no_dev
         **os.environ,
         "TROLLEY_DEMO": "1",
         "TROLLEY_INSTANCE_DIR": str(ctx.settings.instance_dir),
-        "TROLLEY_BASE_URL": os.environ.get("TROLLEY_BASE_URL", f"http://{host}:{port}"),
+        "TROLLEY_BASE_URL": base_url,
     }
     children = Children(env)
     try:
+        if google_port is not None:
+            env["TROLLEY_GOOGLE_API_ROOT"] = _google_stand_in(ctx, children, google_port)
         if not no_devices:
             for needed, what in ((port, "web server"), (ctx.settings.mqtt_port, "MQTT broker")):
                 if not _port_free(needed):
@@ -280,10 +251,30 @@ def demo(click_ctx: click.Context, host: str, port: int, seed_only: bool, no_dev
                 )
             children.start("-m", "server", "worker", "--tick", "2")
             children.start("-m", "server", "demo-fleet", "--port", str(port))
+            children.start("-m", "server", "demo-ipads", "--port", str(port))
         ctx.close()  # no database connection may cross gunicorn's fork
         _serve(host, port, 2, env)
     finally:
         children.stop()
+
+
+def _google_stand_in(ctx: Context, children: Children, google_port: int) -> str:
+    """Start the stand-in for Google, link the demo school to it, sync and push its profile."""
+    from server.chromebooks.demo import link_up, prepare
+    from server.schools.demo import DEMO_SLUG
+
+    if not _port_free(google_port):
+        raise click.ClickException(f"port {google_port} (the Google stand-in) is already in use.")
+    domain = prepare(ctx.db, ctx.settings, DEMO_SLUG)
+    children.start(
+        "-m", "server", "google-stand-in", "--port", str(google_port), "--domain", str(domain)
+    )
+    if not _wait_for_port(google_port, timeout=20):
+        raise click.ClickException("the Google stand-in did not start; see the messages above")
+    root = f"http://127.0.0.1:{google_port}"
+    link_up(ctx.db, ctx.settings, DEMO_SLUG, root)
+    click.echo(f"  The school is linked to a stand-in for Google at {root}.\n")
+    return root
 
 
 @main.command("demo-fleet", hidden=True)
@@ -301,6 +292,31 @@ def demo_fleet(port: int) -> None:
     os.execv(sys.executable, [sys.executable, "-m", "kiosk_client", *arguments])  # noqa: S606
 
 
+@main.command("demo-ipads", hidden=True)
+@click.option("--port", type=int, required=True, help="The demo web server's port")
+@click.option("--every", type=float, default=3.0, show_default=True, help="Seconds between polls")
+def demo_ipads(port: int, every: float) -> None:
+    """Enrol the demo's MDM iPads over Apple's protocol and keep them checking in (started by
+    demo)."""
+    import logging
+
+    from server.ipads.demo import demo_ipads as plan
+    from server.ipads.demo import state_dir
+    from server.ipads.simulator import run_fleet
+
+    logging.basicConfig(level=logging.WARNING, format="simulated iPads: %(message)s")
+    ctx = Context({"demo": True})
+    if not _wait_for_port(port, timeout=60):
+        raise click.ClickException("the demo web server did not start; no iPads")
+    fleet = plan(ctx.db, ctx.settings)
+    kept = state_dir(ctx.settings)
+    ctx.close()
+    try:
+        run_fleet(f"http://127.0.0.1:{port}", fleet, kept, every=every)
+    except KeyboardInterrupt:
+        pass
+
+
 # --- schools and people -------------------------------------------------------------------
 
 
@@ -313,7 +329,7 @@ def schools() -> None:
 @click.argument("slug")
 @click.argument("name")
 @pass_ctx
-@_fail_on_domain_errors
+@fail_on_domain_errors
 def schools_create(ctx: Context, slug: str, name: str) -> None:
     """Add a school with the short name SLUG."""
     from server.schools.services import create_school
@@ -350,7 +366,7 @@ def users() -> None:
 @click.option("--name", default=None, help="Full name (default: the e-mail)")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input")
 @pass_ctx
-@_fail_on_domain_errors
+@fail_on_domain_errors
 def users_create(
     ctx: Context,
     email: str,
@@ -401,39 +417,39 @@ def users_create(
 @click.argument("email")
 @click.option("--password-stdin", is_flag=True, help="Read the new password from standard input")
 @pass_ctx
-@_fail_on_domain_errors
+@fail_on_domain_errors
 def users_reset_password(ctx: Context, email: str, password_stdin: bool) -> None:
-    """Set a new password, sign the person out everywhere and clear any lock-out."""
+    """Set a new password, sign the person out everywhere, revoke their tokens, clear any
+    lock-out."""
     from server.auth.services import reset_password
 
     password = _read_password(password_stdin)
     with ctx.db.begin() as session:
         reset_password(session, actor=None, email=email, password=password)
-    click.echo(f"Password reset for {email}; their other sessions were signed out.")
+    click.echo(f"Password reset for {email}; signed out everywhere, API tokens revoked.")
 
 
 @users.command("token")
 @click.argument("email")
 @click.option("--name", default="Command-line token", show_default=True)
+@click.option(
+    "--scope", type=click.Choice(["read", "read_write"]), default="read_write", show_default=True
+)
+@click.option("--days", type=int, default=None, help="Days it lasts (default: the school's most)")
 @pass_ctx
-@_fail_on_domain_errors
-def users_token(ctx: Context, email: str, name: str) -> None:
+@fail_on_domain_errors
+def users_token(ctx: Context, email: str, name: str, scope: str, days: int | None) -> None:
     """Print a new personal API token for EMAIL (shown once)."""
-    from sqlalchemy import select
-
-    from server.auth.models import User
-    from server.auth.services import issue_token, normalise_email
-    from server.errors import NotFound
+    from server.auth.models import TokenScope
+    from server.auth.services import issue_token, user_by_email
 
     with ctx.db.begin() as session:
-        user = session.scalar(select(User).where(User.email == normalise_email(email)))
-        if user is None:
-            raise NotFound(f"No account for {email}.")
-        _token, plain = issue_token(session, user, name)
+        user = user_by_email(session, email)
+        _token, plain = issue_token(session, user, name, scope=TokenScope(scope), days=days)
     click.echo(plain)
 
 
-# --- keys, activity, backups --------------------------------------------------------------
+# --- keys and activity -------------------------------------------------------------------
 
 
 @main.group()
@@ -473,94 +489,6 @@ def activity_verify(ctx: Context) -> None:
     sys.exit(1)
 
 
-def _pg_args(url: str) -> tuple[str, list[str]]:
-    """A libpq URI for pg_dump/pg_restore and the schema to limit them to, if any."""
-    plain = url.replace("postgresql+psycopg://", "postgresql://", 1)
-    options = parse_qs(urlsplit(plain).query).get("options", [""])[0]
-    schema = options.split("search_path=", 1)[1].split()[0] if "search_path=" in options else None
-    return plain, ([f"--schema={schema}"] if schema else [])
-
-
-def _sqlite_path(url: str) -> Path:
-    return Path(url.split("sqlite:///", 1)[1])
-
-
-@main.command()
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@pass_ctx
-def backup(ctx: Context, file: Path) -> None:
-    """Write a consistent copy of the database to FILE while Trolley keeps running."""
-    url = ctx.settings.database_url
-    tmp = file.with_name(file.name + ".partial")
-    if ctx.settings.is_sqlite:
-        source = sqlite3.connect(_sqlite_path(url))
-        target = sqlite3.connect(tmp)
-        try:
-            source.backup(target)  # SQLite's online backup: a consistent snapshot
-        finally:
-            target.close()
-            source.close()
-    else:
-        uri, extra = _pg_args(url)
-        if shutil.which("pg_dump") is None:
-            raise click.ClickException("pg_dump is not installed (PostgreSQL client tools)")
-        subprocess.run(
-            ["pg_dump", "--format=custom", "--no-owner", f"--file={tmp}", *extra, uri], check=True
-        )
-    tmp.replace(file)
-    click.echo(f"Backup written to {file} ({file.stat().st_size:,} bytes).")
-
-
-@main.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation")
-@pass_ctx
-def restore(ctx: Context, file: Path, yes: bool) -> None:
-    """Replace the database with the backup in FILE (stop the server first)."""
-    url = ctx.settings.database_url
-    if not yes:
-        click.confirm(
-            f"This replaces everything in the database with {file}. Continue?", abort=True
-        )
-    if ctx.settings.is_sqlite:
-        check = sqlite3.connect(f"file:{file}?mode=ro", uri=True)
-        try:
-            if check.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
-                raise click.ClickException(f"{file} is damaged; nothing was restored")
-            tables = {
-                r[0] for r in check.execute("SELECT name FROM sqlite_master WHERE type='table'")
-            }
-        except sqlite3.DatabaseError as exc:
-            raise click.ClickException(f"{file} is not a Trolley backup ({exc})") from exc
-        finally:
-            check.close()
-        if "alembic_version" not in tables or "devices" not in tables:
-            raise click.ClickException(f"{file} is not a Trolley backup; nothing was restored")
-        source = sqlite3.connect(file)
-        target = sqlite3.connect(_sqlite_path(url), timeout=30)
-        try:
-            source.backup(target)  # page-by-page copy under SQLite's own locking
-        finally:
-            target.close()
-            source.close()
-    else:
-        uri, extra = _pg_args(url)
-        subprocess.run(
-            [
-                "pg_restore",
-                "--clean",
-                "--if-exists",
-                "--no-owner",
-                "--single-transaction",
-                *extra,
-                f"--dbname={uri}",
-                str(file),
-            ],
-            check=True,
-        )
-    click.echo(f"Restored the database from {file}.")
-
-
 @main.command()
 @click.option("--tick", default=5.0, show_default=True, help="Seconds between scheduler passes")
 @click.option(
@@ -591,36 +519,12 @@ def worker(ctx: Context, tick: float, client_id: str, shared: bool, no_broker: b
     )
 
 
-def pick_school(session: Any, slug: str | None) -> Any:
-    """The school named, or the only one there is."""
-    from sqlalchemy import select
-
-    from server.auth.services import get_school
-    from server.schools.models import School
-
-    if slug:
-        return get_school(session, slug)
-    found = session.scalars(select(School).limit(2)).all()
-    if len(found) != 1:
-        raise click.ClickException(
-            "say which school with --school SLUG"
-            if found
-            else "there is no school yet: run `trolley schools create SLUG NAME` first"
-        )
-    return found[0]
-
-
 def _domain_commands(top: click.Group) -> None:
-    """Each domain may add a command group (`group`) and commands (`commands`) in commands.py.
+    """Each domain may add a command group (`group`) and commands (`commands`) in its cli.py.
 
     Groups of the same name from several domains merge (e.g. `trolley devices ...`).
     """
-    import importlib
-
-    for folder in sorted(Path(__file__).parent.iterdir()):
-        if not (folder / "commands.py").exists():
-            continue
-        module = importlib.import_module(f"server.{folder.name}.commands")
+    for module in import_part("cli"):
         found = [getattr(module, "group", None), *getattr(module, "commands", [])]
         for command in filter(None, found):
             existing = top.commands.get(command.name or "")

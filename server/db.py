@@ -178,10 +178,34 @@ def migrate(target: Engine | Connection, revision: str = "heads") -> None:
 
     if isinstance(target, Engine):
         with target.connect() as connection:
-            command.upgrade(alembic_config(connection), revision)
-            connection.commit()
+            if connection.dialect.name != "sqlite":
+                command.upgrade(alembic_config(connection), revision)
+                connection.commit()
+                return
+            _sqlite_foreign_keys(connection, on=False)
+            try:
+                command.upgrade(alembic_config(connection), revision)
+                connection.commit()
+            finally:
+                connection.rollback()
+                _sqlite_foreign_keys(connection, on=True)
     else:
         command.upgrade(alembic_config(target), revision)
+
+
+def _sqlite_foreign_keys(connection: Connection, *, on: bool) -> None:
+    """Switch SQLite's foreign keys outside any transaction (the only place the switch works).
+
+    A migration that rebuilds a table (SQLite cannot drop a constraint in place) drops the old
+    one; with foreign keys on, that drop would first delete every row referring to it.
+    """
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    raw.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+    if on:
+        broken = raw.execute("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"the migrations left rows pointing nowhere: {broken[:5]}")
 
 
 def schema_revisions(engine: Engine) -> set[str]:

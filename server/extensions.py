@@ -14,14 +14,18 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 
 
-def db_session() -> Session:
-    """The request's session: writing requests take the write lock up front (SQLite)."""
+def db_session(*, write: bool | None = None) -> Session:
+    """The request's session: writing requests take the write lock up front (SQLite).
+
+    `write=True` marks a GET that writes (a device's one-time download) as a writing request.
+    """
     from flask import current_app, g, request
 
     session: Session | None = g.get("_trolley_db")
     if session is None:
         database = current_app.extensions["trolley.db"]
-        write = request.method not in {"GET", "HEAD", "OPTIONS"}
+        if write is None:
+            write = request.method not in {"GET", "HEAD", "OPTIONS"}
         session = g._trolley_db = database.session(write=write)
     return session
 

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from flask_login import current_user
 from pydantic import BaseModel, ValidationError
 
-from server.auth.models import User
+from server.auth.models import LoginSession, TokenScope, User
 from server.auth.permissions import PUBLIC, Permission, declare, has_permission
 from server.errors import HTTP_MESSAGES, Forbidden, Unauthorised, ValidationFailed
 from server.extensions import csrf, db_session
@@ -54,23 +54,39 @@ def current_api_user() -> User:
     return user
 
 
+def current_api_login() -> LoginSession | None:
+    """The browser session behind this API request; None when a token authenticated it."""
+    login: LoginSession | None = g.get("api_login")
+    return login
+
+
 def _authenticate() -> User:
     """A Bearer token, or the browser's session (then CSRF applies to writes)."""
-    from server.auth.services import user_for_token
+    from server.auth.services import authenticate_token
+    from server.web import clock, current_login
 
+    g.api_login = None
     header = request.headers.get("Authorization")
     if header is not None:
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        scheme, _, plain = header.partition(" ")
+        if scheme.lower() != "bearer" or not plain.strip():
             raise Unauthorised("Send your token as 'Authorization: Bearer <token>'.")
-        user = user_for_token(db_session(), token.strip())
-        if user is None:
-            raise Unauthorised("That API token is not valid or has been revoked.")
+        # A read must not write: an autoflushed stamp would turn its SQLite transaction into a
+        # write, which fails at once while another writer holds the database.
+        writing = request.method not in SAFE_METHODS
+        token = authenticate_token(db_session(), plain.strip(), now=clock(), stamp=writing)
+        if token is None:
+            raise Unauthorised("That API token is not valid: it has expired or been revoked.")
+        if token.scope is not TokenScope.READ_WRITE and request.method not in SAFE_METHODS:
+            raise Forbidden(
+                "This API token can only read. Make a token that may change things for this."
+            )
         # last_used_at is saved only by writing requests, which commit; reads never write.
-        return user
+        return token.user
     if current_user.is_authenticated:
         if request.method not in SAFE_METHODS:
             csrf.protect()
+        g.api_login = current_login()
         user = current_user._get_current_object()
         return user  # type: ignore[no-any-return]
     raise Unauthorised("Log in, or send 'Authorization: Bearer <token>'.")

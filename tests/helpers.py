@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
+import sqlite3
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -30,35 +35,97 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def clear_retained(addr: tuple[str, int], *, wait: float = 2.0) -> int:
+_TEMPLATE: list[Path] = []
+
+
+def migrated_sqlite(path: Path) -> str:
+    """A SQLite file at `path` holding every migration; its URL.
+
+    The migrations run once per test process, into a template; each later file is a copy.
+    """
+    from server.db import make_engine, migrate
+
+    if not _TEMPLATE:
+        folder = Path(tempfile.mkdtemp(prefix="trolley-template-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        engine = make_engine(f"sqlite:///{folder / 'migrated.db'}")
+        migrate(engine)
+        engine.dispose()
+        _TEMPLATE.append(folder / "migrated.db")
+    # SQLite's own copy: consistent whatever the template's journal holds.
+    source, target = sqlite3.connect(_TEMPLATE[0]), sqlite3.connect(path)
+    try:
+        source.backup(target)
+    finally:
+        source.close()
+        target.close()
+    return f"sqlite:///{path}"
+
+
+def clear_retained(addr: tuple[str, int], *, wait: float = 2.0, quiet: float = 0.3) -> int:
     """Delete Trolley's retained messages left on a shared broker by earlier runs.
 
     Every run's devices leave a retained `status`; thousands of them would be replayed to each
     new worker subscription and slow every test that follows.
     """
+    import threading
     import time
 
     from paho.mqtt import client as paho
 
     topics: set[str] = set()
+    subscribed = threading.Event()
+    heard = [time.monotonic()]  # when the last message came
+
+    def on_message(_client: object, _userdata: object, message: paho.MQTTMessage) -> None:
+        heard[0] = time.monotonic()
+        if message.retain:
+            topics.add(message.topic)
+
     client = paho.Client(
         paho.CallbackAPIVersion.VERSION2,
         client_id=f"trolley-tests-clean-{time.time_ns()}",
         clean_session=True,
     )
-    client.on_message = lambda _c, _u, message: (
-        topics.add(message.topic) if message.retain else None
-    )
+    client.on_message = on_message
+    client.on_subscribe = lambda *_args: subscribed.set()
     try:
         client.connect(*addr)
     except OSError:
         return 0
     client.subscribe([("trolley/v1/dev/+/status", 1), ("trolley/v1/dev/+/desired", 1)])
     client.loop_start()
-    time.sleep(wait)
+    deadline = time.monotonic() + wait
+    subscribed.wait(wait)
+    # The broker sends the retained messages straight after the SUBACK: done once they pause.
+    heard[0] = max(heard[0], time.monotonic())
+    while time.monotonic() < deadline and time.monotonic() - heard[0] < quiet:
+        time.sleep(0.05)
     infos = [client.publish(topic, b"", qos=1, retain=True) for topic in topics]
     for info in infos:
         info.wait_for_publish(timeout=5)
     client.loop_stop()
     client.disconnect()
     return len(topics)
+
+
+# The last second-factor step each person's code was taken from, by whatever names them.
+_CODE_STEPS: dict[object, int] = {}
+
+
+def unused_code(secret: str, who: object) -> str:
+    """A code Trolley has not yet seen from `who`: it never takes the same one twice and accepts
+    the steps either side of now, so a fourth log-in within 30 seconds waits for the next."""
+    import time
+    from datetime import UTC, datetime
+
+    import pyotp
+
+    totp = pyotp.TOTP(secret)
+    while True:
+        now = totp.timecode(datetime.now(UTC))
+        for step in (now - 1, now, now + 1):
+            if step > _CODE_STEPS.get(who, -1):
+                _CODE_STEPS[who] = step
+                return str(totp.generate_otp(step))
+        time.sleep(1)

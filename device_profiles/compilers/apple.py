@@ -39,29 +39,6 @@ SUPERVISED_KEYS = {
     "allowSafari",
 }
 
-SAFARI_SETTINGS = "Safari on iPad has no profile key for this; manage it through the web filter"
-REASONS = {
-    "device.wipe_photos_on_return": "a profile cannot delete photos; "
-    "Trolley's wipe-photos command does that",
-    "device.auto_lock_minutes": "iPadOS only enforces auto-lock through the passcode policy "
-    "(maxInactivity), which makes the iPad ask for a passcode; set passcode.required: true to "
-    "enforce it",
-    "web_filter.allowed_urls": "on iPad a block list cannot have exceptions "
-    "(PermittedURLs needs the adult-content filter); use mode adult_content_filter, or remove "
-    "the address from blocked_urls",
-    "web_filter.safe_search": "iPadOS has no SafeSearch setting in a profile; "
-    "enforce it on the school's DNS or filtering service",
-    "web_filter.youtube_restricted_mode": "iPadOS has no YouTube Restricted Mode setting in a "
-    "profile; enforce it on the school's DNS or filtering service",
-    "kiosk.url": "Single App Mode locks an iPad to an app, not a web address; use kiosk.app "
-    "with a browser app and an allow_list_only web filter",
-    "browser.incognito": "there is no profile key for Safari private browsing",
-    "browser.developer_tools": SAFARI_SETTINGS,
-    "browser.camera": "iPadOS has no separate camera switch for web pages; use device.camera",
-    "browser.microphone": "iPadOS has no microphone restriction for web pages",
-    "browser.extensions": "Safari extensions cannot be managed by this profile",
-}
-
 
 def payload_uuid(identifier: str) -> str:
     """The deterministic PayloadUUID for a PayloadIdentifier, so re-exports update in place."""
@@ -127,7 +104,12 @@ def build_mobileconfig(
 
     wf = profile.web_filter
     if wf.mode is not FilterMode.NONE:
-        keys: dict[str, Any] = {"FilterType": "BuiltIn"}
+        # iOS 16+ installs a web filter on an unsupervised iPad only with a ContentFilterUUID;
+        # derived from the payload's identifier so a re-sent profile replaces the same filter.
+        keys: dict[str, Any] = {
+            "FilterType": "BuiltIn",
+            "ContentFilterUUID": payload_uuid(f"{top_id}.webfilter.content-filter"),
+        }
         if wf.mode is FilterMode.ALLOW_LIST_ONLY:
             keys["AllowListBookmarks"] = [{"URL": s.url, "Title": s.title} for s in wf.allowed]
             handled.add("web_filter.allowed_urls")
@@ -232,7 +214,7 @@ def compile_apple(
         organisation=organisation,
         removal_disallowed=removal_disallowed,
     )
-    warnings = unexpressed(profile, handled, REASONS, "iPadOS profiles cannot express this")
+    warnings = unexpressed(profile, handled, "apple")
     if not top["PayloadContent"]:
         warnings.append(CompileWarning("", "nothing in this profile applies to iPads"))
     if supervised_only and not supervised:

@@ -158,6 +158,33 @@ WEB_FILTER: dict[str, KeySpec] = {
     "ContentFilterUUID": KeySpec("str"),
 }
 
+# com.apple.mdm (iOS keys) and com.apple.security.pkcs12: the enrolment profile's payloads.
+MDM: dict[str, KeySpec] = {
+    "IdentityCertificateUUID": KeySpec("str"),
+    "Topic": KeySpec("str"),
+    "ServerURL": KeySpec("str"),
+    "CheckInURL": KeySpec("str"),
+    "SignMessage": KeySpec("bool", default=False),
+    "AccessRights": KeySpec("int", range=(1, 8191)),
+    "UseDevelopmentAPNS": KeySpec("bool", default=False),
+    "ManagedAppleID": KeySpec("str"),
+    "AssignedManagedAppleID": KeySpec("str"),
+    "EnrollmentMode": KeySpec("str", choices=("BYOD", "ADDE")),
+    "ServerURLPinningCertificateUUIDs": KeySpec("list", items="str"),
+    "CheckInURLPinningCertificateUUIDs": KeySpec("list", items="str"),
+    "PinningRevocationCheckRequired": KeySpec("bool", default=False),
+    "ServerCapabilities": KeySpec("list", items="str"),
+    "CheckOutWhenRemoved": KeySpec("bool", default=False),
+    "RequiredAppIDForMDM": KeySpec("int"),
+}
+PKCS12: dict[str, KeySpec] = {
+    "PayloadCertificateFileName": KeySpec("str"),
+    "PayloadContent": KeySpec("data"),
+    "Password": KeySpec("str"),
+    "AllowAllAppsAccess": KeySpec("bool", default=False),
+    "KeyIsExtractable": KeySpec("bool", default=True),
+}
+
 PASSCODE: dict[str, KeySpec] = {
     "allowSimple": KeySpec("bool", default=True),
     "forcePIN": KeySpec("bool", default=False),
@@ -213,6 +240,10 @@ PAYLOADS: dict[str, PayloadSchema] = {
     "com.apple.app.lock": PayloadSchema(
         APP_LOCK, supervised=True, multiple=False, required=("App",)
     ),
+    "com.apple.mdm": PayloadSchema(
+        MDM, multiple=False, required=("IdentityCertificateUUID", "Topic", "ServerURL")
+    ),
+    "com.apple.security.pkcs12": PayloadSchema(PKCS12, required=("PayloadContent",)),
 }
 
 

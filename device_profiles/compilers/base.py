@@ -7,6 +7,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from device_profiles.capabilities import capability
 from device_profiles.errors import CompileOptionError, UnknownTargetError
 from device_profiles.loader import load_profile_file
 from device_profiles.model import Profile
@@ -123,21 +124,15 @@ def section_of(path: str) -> str:
     return path.split(".", 1)[0]
 
 
-def unexpressed(
-    profile: Profile,
-    handled: Collection[str],
-    reasons: Mapping[str, str],
-    default: str,
-) -> list[CompileWarning]:
+def unexpressed(profile: Profile, handled: Collection[str], platform: str) -> list[CompileWarning]:
     """A warning for every setting the profile manages that the writer did not express.
 
-    `reasons` is looked up by key path, then by section, so each target can say *why* and what to
-    do instead.
+    The words come from the capability table (`device_profiles.capabilities`), the same table the
+    kiosk agents report `not_supported` from, so each target says *why* and what to do instead.
     """
     warnings = []
     for path in profile.specified_settings():
         if path in handled:
             continue
-        reason = reasons.get(path) or reasons.get(section_of(path)) or default
-        warnings.append(CompileWarning(path, reason))
+        warnings.append(CompileWarning(path, capability(platform, path).text))
     return warnings

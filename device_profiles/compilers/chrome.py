@@ -18,24 +18,18 @@ SAFE_SITES_FILTER_ADULT = 1
 # DeveloperToolsAvailability=2 leaves view-source reachable; blocking it closes that gap (§2.2).
 VIEW_SOURCE_FILTER = "view-source:*"
 
-REASONS = {
-    "device.camera": "Chrome policy cannot switch off the computer's camera; "
-    "use browser.camera for web pages (the kiosk target carries the device setting)",
-    "device.screenshots": "no Chrome policy in the school set controls screenshots; "
-    "the kiosk target carries it for the kiosk client",
-    "device.airdrop": "AirDrop exists only on Apple devices",
-    "device.bluetooth_changes": "Chrome policy cannot control Bluetooth; "
-    "the kiosk target carries it for the kiosk client",
-    "device.auto_lock_minutes": "Chrome policy has no screen lock; "
-    "the kiosk client's Linux adapter enforces it (kiosk target)",
-    "device.wipe_photos_on_return": "photo wiping is done by the kiosk client (kiosk target)",
-    "apps": "app installation and app allow lists are iPad settings with no Chrome policy",
-    "apps.safari": "Safari exists only on Apple devices",
-    "apps.explicit_content": "explicit music and video is an Apple store setting",
-    "passcode": "Chrome policy cannot set the computer's passcode",
-    "kiosk.url": "Chrome policy cannot start kiosk mode; the kiosk client launches Chrome with "
-    "--kiosk and this address (kiosk target)",
-    "kiosk.app": "kiosk.app is an iPad app; Chrome can only show a web address",
+# The managed policies each profile setting becomes: what an agent reads back to show it holds.
+POLICY_KEYS: dict[str, tuple[str, ...]] = {
+    "web_filter.mode": ("URLBlocklist", "URLAllowlist", "SafeSitesFilterBehavior"),
+    "web_filter.allowed_urls": ("URLAllowlist",),
+    "web_filter.blocked_urls": ("URLBlocklist",),
+    "web_filter.safe_search": ("ForceGoogleSafeSearch",),
+    "web_filter.youtube_restricted_mode": ("ForceYouTubeRestrict",),
+    "browser.incognito": ("IncognitoModeAvailability",),
+    "browser.developer_tools": ("DeveloperToolsAvailability",),
+    "browser.camera": ("VideoCaptureAllowed",),
+    "browser.microphone": ("AudioCaptureAllowed",),
+    "browser.extensions": ("ExtensionInstallBlocklist", "ExtensionInstallAllowlist"),
 }
 
 
@@ -126,9 +120,7 @@ def chrome_policies(profile: Profile) -> tuple[dict[str, Any], set[str]]:
 def compile_chrome(profile: Profile) -> CompileResult:
     """Compile to a managed-policy JSON file for Chrome/Chromium on Linux."""
     policies, handled = chrome_policies(profile)
-    warnings = unexpressed(
-        profile, handled, REASONS, "Chrome policy on Linux cannot express this setting"
-    )
+    warnings = unexpressed(profile, handled, "chrome")
     return CompileResult(
         target="chrome",
         content=pretty_json(policies),

@@ -28,30 +28,30 @@ INCOGNITO_VALUES = {
     Access.BLOCKED: "INCOGNITO_MODE_AVAILABILITY_ENUM_UNAVAILABLE",
 }
 _ORG_UNIT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-ADMIN_CONSOLE = "set it in the Google Admin console"
-REASONS = {
-    "device.airdrop": "AirDrop exists only on Apple devices",
-    "device.bluetooth_changes": "Bluetooth is a device policy (chrome.devices.Bluetooth), "
-    f"outside this user-policy request; {ADMIN_CONSOLE} (Devices > Settings)",
-    "device.auto_lock_minutes": "idle and screen-lock delays are not in this export; "
-    f"{ADMIN_CONSOLE} (Users & browsers > Security > Idle settings)",
-    "device.wipe_photos_on_return": "Chromebooks keep no local photo library to wipe; "
-    "use the kiosk target on Linux devices",
-    "apps": "iPad app settings have no ChromeOS equivalent in this export",
-    "passcode": "Chromebooks sign in with the user's account password; "
-    f"{ADMIN_CONSOLE} for screen-lock rules",
-    "web_filter.mode": "the SafeSites adult-content filter's API values are not verified here; "
-    f"{ADMIN_CONSOLE} (SafeSites URL filter); the address lists are exported",
-    "web_filter.youtube_restricted_mode": "the API's spelling of the YouTube Restricted Mode "
-    f"values is not verified here; {ADMIN_CONSOLE} (SafeSearch and Restricted Mode)",
-    "browser.developer_tools": "the API's spelling of the developer-tools values is not "
-    f"verified here; {ADMIN_CONSOLE} (Developer tools); view-source is still blocked",
-    "browser.extensions": "extensions are per-app chrome.users.apps.InstallType requests, "
-    f"which need their own batchModify body; {ADMIN_CONSOLE} (Apps & extensions)",
-    "kiosk": "kiosk apps are device settings (chrome.devices.kiosk); "
-    f"{ADMIN_CONSOLE} (Devices > Apps & extensions > Kiosks)",
+# Which Chrome policy schemas carry each profile setting this writer expresses, so what Google
+# says is in force can be told back setting by setting.
+SETTING_SCHEMAS: dict[str, tuple[str, ...]] = {
+    "web_filter.mode": ("chrome.users.UrlBlocking",),
+    "web_filter.allowed_urls": ("chrome.users.UrlBlocking",),
+    "web_filter.blocked_urls": ("chrome.users.UrlBlocking",),
+    "web_filter.safe_search": ("chrome.users.SafeSearchRestrictedMode",),
+    "browser.incognito": ("chrome.users.IncognitoMode",),
+    "device.screenshots": ("chrome.users.Screenshot",),
+    "device.camera": ("chrome.users.VideoInput",),
+    "browser.camera": ("chrome.users.VideoInput",),
+    "browser.microphone": ("chrome.users.AudioInput",),
+    "device.ephemeral_sessions": ("chrome.devices.WipeUserData",),
 }
+
+
+def device_policies(profile: Profile) -> dict[str, dict[str, Any]]:
+    """The profile's ChromeOS device policies ({schema: value}), sent in a body of their own."""
+    values: dict[str, dict[str, Any]] = {}
+    if profile.device.ephemeral_sessions is not None:
+        values["chrome.devices.WipeUserData"] = {
+            "ephemeralUsersEnabled": profile.device.ephemeral_sessions
+        }
+    return values
 
 
 def _org_unit_resource(org_unit_id: str) -> str:
@@ -157,9 +157,7 @@ def compile_chromeos(profile: Profile, *, org_unit_id: str) -> CompileResult:
         handled.add("browser.microphone")
 
     body = {"requests": [_request(resource, schema, values[schema]) for schema in sorted(values)]}
-    warnings = unexpressed(
-        profile, handled, REASONS, "this ChromeOS export cannot express the setting"
-    )
+    warnings = unexpressed(profile, handled, "chromeos")
     return CompileResult(
         target="chromeos",
         content=pretty_json(body),

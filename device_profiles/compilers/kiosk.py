@@ -10,8 +10,13 @@ Shape of the document (format `trolley-kiosk/1`); `null` means "not managed, lea
                  "wipe_photos_on_return": true|false|null},
       "kiosk": {"url": "https://..."} | null,
       "linux": {"chrome_policy": {...managed policy, exactly as the chrome target writes it...}},
+      "settings": ["device.camera", ...every setting the profile manages, in the profile's order],
       "sha256": "<hex>"
     }
+
+`settings` lists every setting of the profile, those the kiosk cannot enforce too: the device
+reports each one as `enforced`, `not_supported` (with why) or `failed` (with the error). A
+document without it (from an older server) means the settings its other keys carry.
 
 `sha256` is taken over the canonical JSON (sorted keys, no spaces, UTF-8) of the document
 without the `sha256` key; `kiosk_document_sha256` computes it, so the device can check what it
@@ -32,13 +37,6 @@ from device_profiles.serialise import canonical_json, pretty_json
 
 KIOSK_FORMAT = "trolley-kiosk/1"
 MEDIA_TYPE = "application/json"
-
-REASONS = {
-    "device.airdrop": "AirDrop exists only on Apple devices",
-    "apps": "iPad app settings do not apply to the kiosk client's Linux devices",
-    "passcode": "the kiosk client does not manage the computer's passcode",
-    "kiosk.app": "kiosk.app is an iPad app; the kiosk client can only open a web address",
-}
 
 
 def _word(value: Access | None) -> str | None:
@@ -71,6 +69,7 @@ def build_kiosk_document(profile: Profile, *, version: int = 1) -> tuple[dict[st
         },
         "kiosk": None,
         "linux": {"chrome_policy": policy},
+        "settings": list(profile.specified_settings()),
     }
     handled |= {
         "device.auto_lock_minutes",
@@ -95,7 +94,7 @@ def build_kiosk_document(profile: Profile, *, version: int = 1) -> tuple[dict[st
 def compile_kiosk(profile: Profile, *, version: int = 1) -> CompileResult:
     """Compile to the kiosk client's desired-state JSON; `version` is the profile version."""
     document, handled = build_kiosk_document(profile, version=version)
-    warnings = unexpressed(profile, handled, REASONS, "the kiosk client cannot express this")
+    warnings = unexpressed(profile, handled, "linux")
     return CompileResult(
         target="kiosk",
         content=pretty_json(document),

@@ -6,7 +6,10 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from kiosk_client.applied import SettingResult
 
 __all__ = [
     "MAX_WIPE_ERRORS",
@@ -51,6 +54,11 @@ class Inventory:
     apps: tuple[str, ...] = ()
     lost_mode: bool = False
     locked: bool = False
+    # Whether unlocking needs a passcode and the storage is encrypted; None: cannot tell.
+    passcode: bool | None = None
+    storage_encrypted: bool | None = None
+    security_detail: Mapping[str, str] = field(default_factory=dict)  # how each was read
+    network: Mapping[str, str] = field(default_factory=dict)  # {"ssid", "gateway"} when known
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -74,6 +82,9 @@ class PlatformAdapter(Protocol):
 
     def apply_profile(self, document: Mapping[str, Any], version: int) -> Mapping[str, Any]:
         """Enforce a kiosk document; return the document read back from the device."""
+
+    def settings_report(self, document: Mapping[str, Any]) -> list[SettingResult]:
+        """Every setting `document` manages, as read back from the device now."""
 
     def set_lost_mode(self, enabled: bool, message: str) -> None:
         """Show `message` and lock until cleared (enabled), or clear lost mode and any lock."""

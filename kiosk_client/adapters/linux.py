@@ -10,6 +10,13 @@
   restarted after a change.
 * Lost mode and lock show a local HTML page with the message; lost mode off clears both.
 * Photos are the files in `photo_dirs`.
+* What Chromium cannot hold the adapter enforces itself, and a watcher thread keeps it so: the
+  lock screen after the profile's idle minutes (idle time from the X session or logind), every
+  Bluetooth radio soft-blocked with rfkill, the camera's (and, when the microphone is blocked,
+  the microphone's) device files closed. Screenshots and the camera are also blocked in
+  Chromium's policy (`linux_settings.browser_policy`).
+* `settings_report` reads all of that back for the report: a setting is `enforced` only when
+  the machine shows it, `not_supported` where the machine lacks the facility.
 
 The adapter's own state (lock, lost mode, applied profile) is `linux-state.json` in the data dir.
 """
@@ -31,6 +38,22 @@ from pathlib import Path
 from typing import Any
 
 from kiosk_client.adapters.base import Inventory, WipeResult, count_files, delete_files
+from kiosk_client.adapters.linux_settings import (
+    ReadBack,
+    blocked,
+    browser_policy,
+    closed_files,
+    settings_report,
+)
+from kiosk_client.adapters.linux_system import (
+    IdleSource,
+    NetworkFacts,
+    Rfkill,
+    StorageEncryption,
+    device_files,
+    make_idle_source,
+)
+from kiosk_client.applied import SettingResult
 from kiosk_client.config import LinuxSettings
 from kiosk_client.errors import AdapterError
 from kiosk_client.files import atomic_write, atomic_write_json, read_json, remove_quietly
@@ -64,6 +87,7 @@ class BrowserSupervisor:
         self.restart_delay = restart_delay
         self.max_restart_delay = max_restart_delay
         self.launches = 0
+        self.started_at = 0.0  # wall-clock time of the last launch
         self._url = ""
         self._process: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
@@ -125,6 +149,7 @@ class BrowserSupervisor:
             logger.error("cannot start the browser %s: %s", self.command[0], exc)
             return None
         self.launches += 1
+        self.started_at = time.time()
         logger.info("browser started (pid %d) on %s", process.pid, self._url)
         return process
 
@@ -249,8 +274,16 @@ class LinuxAdapter:
         *,
         school: str = "",
         fsync: bool = True,
+        idle: IdleSource | None = None,
+        rfkill: Rfkill | None = None,
+        storage: StorageEncryption | None = None,
+        network: NetworkFacts | None = None,
     ) -> None:
-        """Describe the kiosk; the browser starts with `start()`."""
+        """Describe the kiosk; the browser and the watcher start with `start()`.
+
+        The idle, rfkill, storage and network sources come from the settings unless given
+        (tests give doubles).
+        """
         self.settings = settings
         self.data_dir = data_dir
         self.school = school
@@ -260,6 +293,17 @@ class LinuxAdapter:
             restart_delay=settings.restart_delay,
             max_restart_delay=settings.max_restart_delay,
         )
+        self.idle = idle or make_idle_source(settings.idle_source, settings.display)
+        self.rfkill = rfkill or Rfkill(settings.rfkill_dir)
+        self.storage = storage or StorageEncryption(settings.sys_dir, settings.mountinfo)
+        self.network = network or NetworkFacts()
+        # Times Bluetooth or a capture device was found open again and closed ("kept off").
+        self.reclosed = 0
+        self._lock = threading.RLock()  # the watcher and the agent's worker share the state
+        self._idle_locked = False
+        self._errors: dict[str, str] = {}  # the last error enforcing each setting
+        self._stopping = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     # --- local state --------------------------------------------------------------------------
 
@@ -282,19 +326,32 @@ class LinuxAdapter:
         """Write the adapter's state file atomically."""
         atomic_write_json(self.state_path, dict(state), fsync=self.fsync)
 
+    def _kiosk_page(self, state: Mapping[str, Any]) -> str:
+        """The page the kiosk shows when nothing locks it."""
+        profile = state.get("profile")
+        kiosk = profile.get("kiosk") if isinstance(profile, dict) else None
+        if isinstance(kiosk, dict) and isinstance(kiosk.get("url"), str):
+            return str(kiosk["url"])
+        return self.settings.start_url
+
     def _page(self, state: Mapping[str, Any]) -> str:
-        """What the browser should show: lost mode over lock over the kiosk address."""
+        """What the browser should show: lost mode over lock over idle lock over the kiosk."""
         if state.get("lost_mode"):
             return self._screen(
                 "lost", "This device has been reported lost", str(state.get("lost_message", ""))
             )
         if state.get("locked"):
             return self._screen("lock", "This device is locked", str(state.get("lock_message", "")))
-        profile = state.get("profile")
-        kiosk = profile.get("kiosk") if isinstance(profile, dict) else None
-        if isinstance(kiosk, dict) and isinstance(kiosk.get("url"), str):
-            return str(kiosk["url"])
-        return self.settings.start_url
+        if self._idle_locked:
+            profile = state.get("profile")
+            minutes = profile.get("auto_lock_minutes") if isinstance(profile, dict) else None
+            return self._screen(
+                "lock",
+                "This device is locked",
+                f"Locked after {minutes} minutes without use.\n"
+                "Touch the screen or press a key to start again.",
+            )
+        return self._kiosk_page(state)
 
     def _screen(self, name: str, title: str, message: str) -> str:
         """Write a screen page and return its file URL."""
@@ -310,14 +367,103 @@ class LinuxAdapter:
             raise AdapterError(f"cannot write the {name} screen {path}: {exc}") from exc
         return path.resolve().as_uri()
 
+    # --- what Chromium cannot hold: Bluetooth, capture devices' files, the idle lock ---------
+
+    def _device_files(self) -> dict[str, list[Path]]:
+        """Per setting, the device files it may close (the camera's, the microphone's)."""
+        return {
+            "device.camera": device_files(self.settings.camera_devices),
+            "browser.microphone": device_files(self.settings.microphone_devices),
+        }
+
+    def _enforce(self, document: Mapping[str, Any], state: dict[str, Any]) -> None:
+        """Switch Bluetooth and the capture devices' files as the document says; keep errors."""
+        self._errors.pop("device.bluetooth_changes", None)
+        try:
+            if blocked(document, "bluetooth_changes"):
+                if self.rfkill.bluetooth():
+                    self.rfkill.set_bluetooth(True)
+                    state["bluetooth_blocked"] = True
+            elif state.pop("bluetooth_blocked", False):
+                self.rfkill.set_bluetooth(False)  # only what this kiosk switched off
+        except OSError as exc:
+            self._errors["device.bluetooth_changes"] = f"rfkill: {exc.strerror or exc}"
+        # Each file's permissions from before the kiosk closed it, to give back.
+        modes: dict[str, int] = state.setdefault("file_modes", {})
+        wanted = closed_files(document)
+        for setting, files in self._device_files().items():
+            self._errors.pop(setting, None)
+            try:
+                for node in files:
+                    if wanted[setting]:
+                        mode = node.stat().st_mode & 0o7777
+                        modes.setdefault(str(node), mode)
+                        if mode & 0o777:
+                            os.chmod(node, 0)
+                    elif str(node) in modes:
+                        os.chmod(node, modes.pop(str(node)))
+            except OSError as exc:
+                self._errors[setting] = f"{exc.filename}: {exc.strerror or exc}"
+
+    def _watch(self) -> None:
+        """Keep Bluetooth and capture devices closed and lock the screen when idle, till stopped."""
+        while not self._stopping.wait(self.settings.watch_interval):
+            try:
+                self._check()
+            except (AdapterError, OSError) as exc:
+                logger.warning("kiosk check failed: %s", exc)
+
+    def _check(self) -> None:
+        """One round of the watcher."""
+        with self._lock:
+            state = self._state()
+            profile = state.get("profile")
+            document: Mapping[str, Any] = profile if isinstance(profile, dict) else {}
+            opened = blocked(document, "bluetooth_changes") and any(
+                not radio.off for radio in self.rfkill.bluetooth()
+            )
+            wanted = closed_files(document)
+            for setting, files in self._device_files().items():
+                opened = opened or (
+                    wanted[setting] and any(node.stat().st_mode & 0o777 for node in files)
+                )
+            if opened:
+                self.reclosed += 1
+                logger.warning("Bluetooth or a capture device was opened again; closing it")
+                self._enforce(document, state)
+                self._save(state)
+            self._check_idle(document, state)
+
+    def _check_idle(self, document: Mapping[str, Any], state: Mapping[str, Any]) -> None:
+        """Show the lock screen after the document's idle minutes; go back on activity."""
+        minutes = document.get("auto_lock_minutes")
+        idle = self.idle.idle_seconds() if self.idle is not None else None
+        if not isinstance(minutes, int) or idle is None:
+            locked = False
+        else:
+            locked = idle >= minutes * 60
+        if locked != self._idle_locked:
+            self._idle_locked = locked
+            logger.info("idle lock %s", "shown" if locked else "lifted")
+            self.browser.set_url(self._page(state))
+
     # --- PlatformAdapter ----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the supervised browser on the page the state calls for."""
-        self.browser.start(self._page(self._state()))
+        """Start the supervised browser on the page the state calls for, and the watcher."""
+        with self._lock:
+            self.browser.start(self._page(self._state()))
+        if self._watcher is None:
+            self._stopping.clear()
+            self._watcher = threading.Thread(target=self._watch, name="trolley-watch", daemon=True)
+            self._watcher.start()
 
     def stop(self) -> None:
-        """Stop the browser."""
+        """Stop the watcher and the browser."""
+        self._stopping.set()
+        if self._watcher is not None:
+            self._watcher.join(_STOP_TIMEOUT)
+            self._watcher = None
         self.browser.stop()
 
     def inventory(self) -> Inventory:
@@ -332,6 +478,7 @@ class LinuxAdapter:
             pass  # reported as unknown
         percent, charging = _battery()
         state = self._state()
+        encrypted, how = self.storage.check(self.settings.storage_path)
         return Inventory(
             os=(release.get("NAME") or platform.system())[:200],
             os_version=(release.get("VERSION_ID") or platform.release())[:200],
@@ -345,6 +492,14 @@ class LinuxAdapter:
             apps=self._apps(),
             lost_mode=bool(state.get("lost_mode")),
             locked=bool(state.get("locked")),
+            # The kiosk's own lock screen asks for nothing: anyone can start again.
+            passcode=False,
+            storage_encrypted=encrypted,
+            security_detail={
+                "passcode": "the kiosk's lock screen asks for no passcode",
+                "storage_encrypted": how[:200],
+            },
+            network=self.network.read(),
             extra={"browser_pid": self.browser.pid, "browser_url": self.browser.url},
         )
 
@@ -364,32 +519,72 @@ class LinuxAdapter:
         return delete_files(self.settings.photo_dirs)
 
     def apply_profile(self, document: Mapping[str, Any], version: int) -> Mapping[str, Any]:
-        """Write the managed Chrome policy, remember the document, restart the browser."""
-        linux = document.get("linux")
-        policy = linux.get("chrome_policy") if isinstance(linux, Mapping) else None
-        if not isinstance(policy, Mapping):
-            policy = {}
+        """Write the managed Chrome policy, switch what Chromium cannot, restart the browser."""
+        policy = browser_policy(document)
         policy_file = self.settings.policy_file
         text = json.dumps(policy, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
-        try:
-            # World-readable so Chromium (running as the kiosk user) can read it.
-            atomic_write(policy_file, text.encode("utf-8"), mode=0o644, fsync=self.fsync)
-            written = read_json(policy_file)
-        except (OSError, ValueError) as exc:
-            raise AdapterError(f"cannot write the browser policy {policy_file}: {exc}") from exc
-        if written != policy:
-            raise AdapterError(f"the browser policy read back from {policy_file} differs")
-        state = self._state()
-        state["profile"] = dict(document)
-        state["profile_version"] = version
-        self._save(state)
-        # Chromium reads managed policy at start-up.
-        self.browser.stop()
-        self.browser.start(self._page(state))
-        applied = self._state().get("profile")
+        with self._lock:
+            try:
+                # World-readable so Chromium (running as the kiosk user) can read it.
+                atomic_write(policy_file, text.encode("utf-8"), mode=0o644, fsync=self.fsync)
+                written = read_json(policy_file)
+            except (OSError, ValueError) as exc:
+                raise AdapterError(f"cannot write the browser policy {policy_file}: {exc}") from exc
+            if written != policy:
+                raise AdapterError(f"the browser policy read back from {policy_file} differs")
+            state = self._state()
+            self._enforce(document, state)
+            state["profile"] = dict(document)
+            state["profile_version"] = version
+            self._save(state)
+            # Chromium reads managed policy at start-up.
+            self.browser.stop()
+            self.browser.start(self._page(state))
+            applied = self._state().get("profile")
         if not isinstance(applied, dict):
             raise AdapterError("the applied profile was not kept")
         return applied
+
+    def settings_report(self, document: Mapping[str, Any]) -> list[SettingResult]:
+        """Each setting of `document` as the machine shows it now."""
+        policy_file = self.settings.policy_file
+        with self._lock:
+            state = self._state()
+            problem = ""
+            policy: Mapping[str, Any] | None = None
+            try:
+                read = read_json(policy_file)
+                policy = read if isinstance(read, dict) else None
+                problem = "" if policy is not None else "it is not a JSON object"
+                fresh = self.browser.pid is None or (
+                    self.browser.started_at >= policy_file.stat().st_mtime
+                )
+            except (OSError, ValueError) as exc:
+                problem, fresh = str(exc), False
+            files: dict[str, dict[str, int]] = {}
+            for setting, nodes in self._device_files().items():
+                for node in nodes:
+                    try:
+                        files.setdefault(setting, {})[str(node)] = node.stat().st_mode & 0o777
+                    except OSError:
+                        continue
+            seen = ReadBack(
+                policy=policy,
+                policy_problem=problem,
+                radios=self.rfkill.bluetooth(),
+                files=files,
+                idle_source=(
+                    self.idle.name
+                    if self.idle is not None and self.idle.idle_seconds() is not None
+                    else None
+                ),
+                browser_pid=self.browser.pid,
+                browser_fresh=fresh,
+                kiosk_url=self._kiosk_page(state),
+                photo_dirs=tuple(str(p) for p in self.settings.photo_dirs),
+                errors=dict(self._errors),
+            )
+        return settings_report(document, seen)
 
     def applied_profile(self) -> Mapping[str, Any] | None:
         """The profile document last applied."""
@@ -398,38 +593,50 @@ class LinuxAdapter:
 
     def set_lost_mode(self, enabled: bool, message: str) -> None:
         """Show the lost-mode screen, or go back to the kiosk page (also clearing any lock)."""
-        state = self._state()
-        state.update(
-            lost_mode=enabled,
-            lost_message=message if enabled else "",
-            locked=enabled,
-            lock_message=message if enabled else "",
-        )
-        page = self._page(state)
-        self._save(state)
-        self.browser.set_url(page)
+        with self._lock:
+            state = self._state()
+            state.update(
+                lost_mode=enabled,
+                lost_message=message if enabled else "",
+                locked=enabled,
+                lock_message=message if enabled else "",
+            )
+            page = self._page(state)
+            self._save(state)
+            self.browser.set_url(page)
 
     def lock(self, message: str) -> None:
         """Show the lock screen."""
-        state = self._state()
-        state.update(locked=True, lock_message=message)
-        page = self._page(state)
-        self._save(state)
-        self.browser.set_url(page)
+        with self._lock:
+            state = self._state()
+            state.update(locked=True, lock_message=message)
+            page = self._page(state)
+            self._save(state)
+            self.browser.set_url(page)
 
     def factory_reset(self) -> None:
-        """Stop the browser; delete photos, the managed policy, the screens and the local state."""
-        self.browser.stop()
+        """Stop the browser; delete photos, the managed policy, the screens and the local state.
+
+        Bluetooth and the capture devices' files go back to how the kiosk found them.
+        """
+        self.stop()
         result = delete_files(self.settings.photo_dirs)
         if result.remaining or result.errors:
             raise AdapterError(
                 f"factory reset left {result.remaining} file(s) in the photo folders: "
                 + "; ".join(result.errors)
             )
-        try:
-            remove_quietly(self.settings.policy_file)
-            for name in ("lost.html", "lock.html"):
-                remove_quietly(self.settings.screens_dir / name)
-            remove_quietly(self.state_path)
-        except OSError as exc:
-            raise AdapterError(f"factory reset could not remove managed files: {exc}") from exc
+        with self._lock:
+            state = self._state()
+            self._enforce({}, state)
+            kept = ("device.bluetooth_changes", "device.camera", "browser.microphone")
+            problems = [self._errors[k] for k in kept if k in self._errors]
+            if problems:
+                raise AdapterError("factory reset could not give back " + "; ".join(problems))
+            try:
+                remove_quietly(self.settings.policy_file)
+                for name in ("lost.html", "lock.html"):
+                    remove_quietly(self.settings.screens_dir / name)
+                remove_quietly(self.state_path)
+            except OSError as exc:
+                raise AdapterError(f"factory reset could not remove managed files: {exc}") from exc

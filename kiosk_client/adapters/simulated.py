@@ -1,8 +1,12 @@
 """The simulated platform: a directory is the device.
 
     <root>/DCIM/          photo files (anything in here counts as a photo)
-    <root>/state.json     lock, lost mode, applied profile, battery, storage, apps, and a
-                          history of the operations run (tests use it to prove "run once")
+    <root>/state.json     lock, lost mode, applied profile, battery, storage, apps, passcode
+                          and encryption, and a history of the operations run (tests use it
+                          to prove "run once")
+
+A simulated device has every facility a kiosk can need: a setting is enforced when the profile
+it holds is the one asked about, and not supported where the capability table says so.
 
 Used by the tests, the demo and the fleet simulator; cheap enough to run thousands per process.
 """
@@ -17,6 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from kiosk_client.adapters.base import Inventory, WipeResult, count_files, delete_files
+from kiosk_client.applied import (
+    SettingResult,
+    enforced,
+    failed,
+    managed_settings,
+    table_says_no,
+)
 from kiosk_client.errors import AdapterError
 from kiosk_client.files import atomic_write_json, read_json
 
@@ -51,8 +62,18 @@ def _factory_state(serial: str) -> dict[str, Any]:
         "lost_message": "",
         "profile": None,
         "profile_version": None,
+        # What a real device would read from its system; a test may set either to false or null.
+        "passcode": True,
+        "storage_encrypted": True,
+        # The network a real device would read ({"ssid", "gateway"}); a test may move it.
+        "network": {},
         "history": [],
     }
+
+
+def _flag(value: object) -> bool | None:
+    """A yes/no the state file holds; anything else is not known."""
+    return value if isinstance(value, bool) else None
 
 
 def create_simulated_device(
@@ -151,7 +172,33 @@ class SimulatedAdapter:
             apps=tuple(state.get("apps", ())),
             lost_mode=bool(state.get("lost_mode")),
             locked=bool(state.get("locked")),
+            passcode=_flag(state.get("passcode")),
+            storage_encrypted=_flag(state.get("storage_encrypted")),
+            security_detail={
+                "passcode": "the simulated device's state",
+                "storage_encrypted": "the simulated device's state",
+            },
+            network={
+                key: value
+                for key, value in (state.get("network") or {}).items()
+                if key in ("ssid", "gateway") and isinstance(value, str)
+            },
         )
+
+    def settings_report(self, document: Mapping[str, Any]) -> list[SettingResult]:
+        """Each setting of `document`: enforced if the device holds that document."""
+        held = self.read_state().get("profile")
+        sha = held.get("sha256") if isinstance(held, dict) else None
+        results = []
+        for setting in managed_settings(document):
+            refused = table_says_no(self.name, setting)
+            if refused is not None:
+                results.append(refused)
+            elif sha != document.get("sha256"):
+                results.append(failed(setting, "the device holds another profile", held=sha))
+            else:
+                results.append(enforced(setting, "simulated", held=sha))
+        return results
 
     def photo_count(self) -> int:
         """Files in DCIM."""

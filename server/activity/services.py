@@ -209,3 +209,22 @@ def count(session: Session, school_id: int) -> int:
         )
         or 0
     )
+
+
+def actor_names(session: Session, entries: Sequence[ActivityEntry]) -> dict[int, str]:
+    """Who did each thing, and whom it was done to, by name (the trail itself keeps the
+    address they signed in with)."""
+    ids = {e.actor_id for e in entries if e.actor_id is not None} | {
+        int(e.target_id)
+        for e in entries
+        if e.target_type == "user" and e.target_id and e.target_id.isdigit()
+    }
+    if not ids:
+        return {}
+    rows = session.execute(select(User.id, User.name).where(User.id.in_(ids))).all()
+    return {user_id: name for user_id, name in rows}
+
+
+def action_label(action: str) -> str:
+    """'filter_exception.approved' as staff read it: 'Filter exception approved'."""
+    return action.replace(".", " ").replace("_", " ").capitalize()

@@ -24,4 +24,10 @@ def index() -> str:
         include_filtering=has_permission(current_user.role, Permission.FILTERING_MANAGE),
     )
     check = services.verify_chain(session) if request.args.get("verify") == "1" else None
-    return render_template("activity/index.html", entries=entries, check=check)
+    return render_template(
+        "activity/index.html",
+        entries=entries,
+        check=check,
+        names=services.actor_names(session, entries),
+        action_label=services.action_label,
+    )

@@ -406,6 +406,7 @@ def photo_check_out(check: PhotoCheck) -> PhotoCheckOut:
         started_by=check.started_by.name if check.started_by else None,
         devices_total=check.devices_total,
         never_reported=check.never_reported,
+        asked=check.asked,
         holding_before=check.holding_before,
         photos_before=check.photos_before,
         wipe_requested_at=check.wipe_requested_at,
@@ -414,6 +415,7 @@ def photo_check_out(check: PhotoCheck) -> PhotoCheckOut:
         cleared=check.cleared,
         still_holding=check.still_holding,
         unconfirmed=check.unconfirmed,
+        checked_by_hand=check.checked_by_hand,
         photos_after=check.photos_after,
         note=check.note,
     )
@@ -430,10 +432,16 @@ def _photo_detail(check: PhotoCheck) -> PhotoCheckDetail:
                 photos_before=line.photos_before,
                 reported_at=line.reported_at,
                 enrolled=line.enrolled,
+                asked=line.asked,
                 wipe=line.command_status,
                 photos_after=line.photos_after,
                 after_at=line.after_at,
                 wiped_by_hand_by=line.by_hand_by,
+                hand_at=line.hand_at,
+                hand_photos=line.hand_photos,
+                hand_note=line.hand_note,
+                outcome=line.outcome,  # type: ignore[arg-type]
+                needs_hand=line.needs_hand,
             )
             for line in lines
         ],
@@ -496,7 +504,7 @@ def photo_checks_overview() -> PhotoOverview:
     "/photo-checks",
     "POST",
     permission=Permission.AUDITS_RUN,
-    summary="Start this half term's photo check: record which devices hold photos now",
+    summary="Start this half term's photo check: every device, each enrolled one asked to count",
     tag=TAG,
     response=PhotoCheckDetail,
     status=201,
@@ -542,7 +550,7 @@ def wipe_photo_check(check_id: int) -> WipeOut:
     "/photo-checks/<int:check_id>/items/<asset_tag>/by-hand",
     "POST",
     permission=Permission.AUDITS_RUN,
-    summary="Record that a device's photos were deleted by hand, and how many were left",
+    summary="Record checking a device by hand: the photos left and what the person saw",
     tag=TAG,
     body=ByHandIn,
     response=PhotoCheckDetail,
@@ -550,7 +558,24 @@ def wipe_photo_check(check_id: int) -> WipeOut:
 def photo_check_by_hand(check_id: int, asset_tag: str, body: ByHandIn) -> PhotoCheckDetail:
     session = db_session()
     user = current_api_user()
-    services.mark_wiped_by_hand(session, user, check_id, asset_tag, photos_left=body.photos_left)
+    services.mark_wiped_by_hand(
+        session, user, check_id, asset_tag, photos_left=body.photos_left, saw=body.saw
+    )
+    return _photo_detail(services.get_photo_check(session, user.school_id, check_id))
+
+
+@endpoint(
+    "/photo-checks/<int:check_id>/remind",
+    "POST",
+    permission=Permission.AUDITS_RUN,
+    summary="Remind class teachers now of the devices the check still needs a person for",
+    tag=TAG,
+    response=PhotoCheckDetail,
+)
+def remind_photo_check(check_id: int) -> PhotoCheckDetail:
+    session = db_session()
+    user = current_api_user()
+    services.remind_now(session, user, check_id)
     return _photo_detail(services.get_photo_check(session, user.school_id, check_id))
 
 

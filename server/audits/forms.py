@@ -67,17 +67,6 @@ class NoteForm(FlaskForm):
     note = TextAreaField("Note (optional)", validators=[Optional(), Length(max=1000)])
 
 
-class ByHandForm(FlaskForm):
-    photos_left = IntegerField(
-        "Photos left afterwards",
-        default=0,
-        validators=[
-            InputRequired("Say how many photos are left."),
-            NumberRange(min=0, max=1_000_000),
-        ],
-    )
-
-
 class SpotCheckForm(FlaskForm):
     size = IntegerField(
         "How many devices to check",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from server.audits.services import send_reminders
-from server.worker import JobContext, job
+from server.jobs import JobContext, job
 
 
 @job("audits.reminders", every=timedelta(hours=1))

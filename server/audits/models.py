@@ -249,6 +249,8 @@ class PhotoCheck(Base):
     started_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     devices_total: Mapped[int] = mapped_column(Integer, default=0)
     never_reported: Mapped[int] = mapped_column(Integer, default=0)
+    # How many enrolled devices were asked for a fresh count when the check started.
+    asked: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     holding_before: Mapped[int] = mapped_column(Integer, default=0)
     photos_before: Mapped[int] = mapped_column(Integer, default=0)
     wipe_requested_at: Mapped[datetime | None]
@@ -261,6 +263,8 @@ class PhotoCheck(Base):
     still_holding: Mapped[int | None] = mapped_column(Integer)
     unconfirmed: Mapped[int | None] = mapped_column(Integer)
     photos_after: Mapped[int | None] = mapped_column(Integer)
+    # Devices whose result is a person's record of checking by hand, not the device's answer.
+    checked_by_hand: Mapped[int | None] = mapped_column(Integer)
     note: Mapped[str | None] = mapped_column(String(1000))
 
     term: Mapped[Term] = relationship()
@@ -270,7 +274,7 @@ class PhotoCheck(Base):
 
 
 class PhotoCheckItem(Base):
-    """A device that held photos when the check started, and what it held afterwards."""
+    """A device in the check: what it last said before, its answer since, or a person's record."""
 
     __tablename__ = "photo_check_items"
     __table_args__ = (UniqueConstraint("check_id", "device_id"),)
@@ -279,14 +283,25 @@ class PhotoCheckItem(Base):
     school_id: Mapped[int] = mapped_column(ForeignKey("schools.id", ondelete="CASCADE"))
     check_id: Mapped[int] = mapped_column(ForeignKey("photo_checks.id", ondelete="CASCADE"))
     device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
-    photos_before: Mapped[int] = mapped_column(Integer)
+    # None: the device had never reported its photos when the check started.
+    photos_before: Mapped[int | None] = mapped_column(Integer)
     reported_at: Mapped[datetime | None]
     enrolled: Mapped[bool] = mapped_column(Boolean, default=False)
-    # The wipe command (commands live in their own domain, so no foreign key across branches).
+    # The request for a fresh count and the wipe (commands live in their own domain, so no
+    # foreign key across branches).
+    inventory_command_id: Mapped[int | None] = mapped_column(Integer)
     command_id: Mapped[int | None] = mapped_column(Integer)
+    # What the device itself answered after the check started.
     photos_after: Mapped[int | None] = mapped_column(Integer)
     after_at: Mapped[datetime | None]
+    # A person's record of checking the device by hand: who, when, the photos they found left
+    # (None: they could not count them) and what they saw.
     by_hand_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    hand_at: Mapped[datetime | None]
+    hand_photos: Mapped[int | None] = mapped_column(Integer)
+    hand_note: Mapped[str | None] = mapped_column(String(500))
+    # When the class teacher was asked to check it (once per check).
+    reminded_at: Mapped[datetime | None]
 
     device: Mapped[Device] = relationship()
     by_hand_by: Mapped[User | None] = relationship()

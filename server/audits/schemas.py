@@ -279,6 +279,7 @@ class PhotoCheckOut(BaseModel):
     started_by: str | None
     devices_total: int
     never_reported: int
+    asked: int = Field(description="Enrolled devices asked for a fresh count at the start")
     holding_before: int
     photos_before: int
     wipe_requested_at: datetime | None
@@ -287,6 +288,9 @@ class PhotoCheckOut(BaseModel):
     cleared: int | None
     still_holding: int | None
     unconfirmed: int | None
+    checked_by_hand: int | None = Field(
+        description="Results that are a person's record of checking by hand"
+    )
     photos_after: int | None
     note: str | None
 
@@ -294,13 +298,19 @@ class PhotoCheckOut(BaseModel):
 class PhotoCheckLineOut(BaseModel):
     asset_tag: str
     model: str
-    photos_before: int
+    photos_before: int | None = Field(description="None: it had never reported its photos")
     reported_at: datetime | None
     enrolled: bool
+    asked: bool = Field(description="Asked for a fresh count when the check started")
     wipe: CommandStatus | None
-    photos_after: int | None
+    photos_after: int | None = Field(description="The device's own answer since the start")
     after_at: datetime | None
-    wiped_by_hand_by: str | None
+    wiped_by_hand_by: str | None = Field(description="Who recorded checking it by hand")
+    hand_at: datetime | None
+    hand_photos: int | None = Field(description="Photos left, as that person counted them")
+    hand_note: str | None = Field(description="What that person saw")
+    outcome: Literal["cleared", "holding", "unconfirmed"]
+    needs_hand: bool = Field(description="Silent or holding photos, and nobody has checked it")
 
 
 class PhotoCheckDetail(PhotoCheckOut):
@@ -327,9 +337,13 @@ class WipeOut(BaseModel):
 class ByHandIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    photos_left: int = Field(
-        default=0, ge=0, le=1_000_000, description="Photos still on the device afterwards"
+    photos_left: int | None = Field(
+        default=0,
+        ge=0,
+        le=1_000_000,
+        description="Photos still on the device afterwards; null if they could not be counted",
     )
+    saw: str = Field(default="", max_length=500, description="What the person saw")
 
 
 class SpotCheckIn(BaseModel):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from server.audits import services
+from server.audits import confirmations, services
 from server.audits.forms import (
-    ByHandForm,
     ConditionForm,
     NoteForm,
     ScanForm,
@@ -16,15 +17,19 @@ from server.audits.forms import (
     SpotResultForm,
     StartForm,
 )
-from server.audits.models import CONDITION_CHECKS, Audit, AuditItem
+from server.audits.models import CONDITION_CHECKS, Audit, AuditItem, PhotoCheckStatus
 from server.auth.forms import EmptyForm
 from server.auth.models import Role
 from server.auth.permissions import Permission, has_permission, requires
+from server.chromebooks import services as chromebooks
 from server.db import utcnow
 from server.devices.models import Device
-from server.errors import NotFound, TrolleyError
+from server.errors import NotFound
 from server.extensions import db_session
+from server.loans.forms import ByHandForm
 from server.schools.services import terms as school_terms
+from server.schools.services.clock import local_today, plural
+from server.web import Confirmation, Refusal, refusing, unconfirmed
 
 bp = Blueprint("audits", __name__)
 
@@ -45,18 +50,16 @@ def _audit_helpers() -> dict[str, object]:
     def audit_history(device: Device) -> list[tuple[Audit, AuditItem]]:
         return services.device_history(db_session(), device)
 
-    def audit_when(moment: object) -> str:
-        return services.when(moment, current_user.school)  # type: ignore[arg-type]
-
-    return {"audit_card": audit_card, "audit_history": audit_history, "audit_when": audit_when}
+    return {"audit_card": audit_card, "audit_history": audit_history}
 
 
-def _failed(exc: TrolleyError) -> None:
-    """A refused action: roll back, then say why (a missing record is a plain 404 instead)."""
-    db_session().rollback()
-    if isinstance(exc, NotFound):
-        raise exc
-    flash(exc.message, "warning")
+def _refused(refused: Refusal) -> bool:
+    """Whether the action was refused, said as a warning (a missing record is a plain 404)."""
+    if isinstance(refused.error, NotFound):
+        raise refused.error
+    if refused:
+        flash(refused.message, "warning")
+    return bool(refused)
 
 
 # --- terms and audits --------------------------------------------------------------------------
@@ -65,7 +68,7 @@ def _failed(exc: TrolleyError) -> None:
 def _start_form(form: StartForm | None = None) -> StartForm:
     session = db_session()
     form = form or StartForm(formdata=None)
-    today = services.local_today(current_user.school, utcnow())
+    today = local_today(current_user.school, utcnow())
     terms = school_terms(session, current_user.school_id)
     form.term_id.choices = [(t.id, t.name) for t in terms]
     if form.term_id.data is None:
@@ -78,7 +81,7 @@ def _start_form(form: StartForm | None = None) -> StartForm:
 
 def _index_page(form: StartForm | None = None, status: int = 200) -> tuple[str, int]:
     session = db_session()
-    today = services.local_today(current_user.school, utcnow())
+    today = local_today(current_user.school, utcnow())
     return render_template(
         "audits/index.html",
         terms=services.term_audits(session, current_user.school_id, today),
@@ -106,12 +109,11 @@ def start() -> Response | tuple[str, int]:
     if form.scope.data == "places" and not places:
         form.location_ids.errors = ["Tick at least one place, or audit the whole school."]
         return _index_page(form, 400)
-    try:
+    with refusing(None) as refused:
         audit = services.start_audit(
             db_session(), current_user, term_id=form.term_id.data, location_ids=places
         )
-    except TrolleyError as exc:
-        _failed(exc)
+    if _refused(refused):
         return redirect(url_for("audits.index"))
     flash(
         f"The audit has started: {audit.expected_count} devices to find. Anyone on the staff "
@@ -125,14 +127,23 @@ def start() -> Response | tuple[str, int]:
 @requires(Permission.REPORTS_READ)
 def detail(audit_id: int) -> str:
     session = db_session()
-    got = services.report(session, current_user.school_id, audit_id)
+    school_id = current_user.school_id
+    got = services.report(session, school_id, audit_id)
+    can_run = _can(Permission.AUDITS_RUN)
     return render_template(
         "audits/report.html",
         report=got,
+        asking_close=confirmations.sign_off(session, school_id, audit_id)
+        if can_run and got.live
+        else None,
+        asking_follow_ups=confirmations.follow_ups(session, school_id, audit_id)
+        if can_run and not got.live
+        else None,
+        google=chromebooks.audit_flags(session, current_user.school_id, utcnow()),
         close_form=NoteForm(formdata=None),
         countersign_form=NoteForm(formdata=None),
         follow_form=EmptyForm(formdata=None),
-        can_run=_can(Permission.AUDITS_RUN),
+        can_run=can_run,
         is_sbm=current_user.role is Role.SBM,
         checks=CONDITION_CHECKS,
     )
@@ -189,7 +200,7 @@ def scan(audit_id: int) -> Response | tuple[str, int]:
     form.location_id.choices = list(paths.items())
     if not form.validate_on_submit():
         return _scan_page(audit_id, form, 400)
-    try:
+    with refusing(None) as refused:
         result = services.scan(
             db_session(),
             current_user,
@@ -198,8 +209,7 @@ def scan(audit_id: int) -> Response | tuple[str, int]:
             location_id=form.location_id.data,
             base_url=str(current_app.extensions["trolley.settings"].base_url),
         )
-    except TrolleyError as exc:
-        _failed(exc)
+    if _refused(refused):
         return redirect(url_for("audits.scan_page", audit_id=audit_id, at=form.location_id.data))
     flash(result.message, "success" if result.tone == "ok" else "warning")
     last = result.tag if result.outcome != "unknown" else None
@@ -216,12 +226,11 @@ def condition(audit_id: int, asset_tag: str) -> Response:
         flash("Keep the note to 500 characters or fewer.", "warning")
         return redirect(url_for("audits.scan_page", audit_id=audit_id, last=asset_tag))
     checks = {key: bool(getattr(form, key).data) for key in CONDITION_CHECKS}
-    try:
+    with refusing(None) as refused:
         item = services.record_condition(
             db_session(), current_user, audit_id, asset_tag, checks, note=form.note.data
         )
-    except TrolleyError as exc:
-        _failed(exc)
+    if _refused(refused):
         return redirect(url_for("audits.scan_page", audit_id=audit_id))
     problems = ", ".join(item.problems)
     flash(
@@ -236,36 +245,35 @@ def condition(audit_id: int, asset_tag: str) -> Response:
 # --- signing off --------------------------------------------------------------------------------
 
 
-@bp.post("/audits/<int:audit_id>/close")
-@requires(Permission.AUDITS_RUN)
-def close(audit_id: int) -> Response:
+def _sign(
+    audit_id: int, sign: Callable[..., object], done: str, asking: Confirmation | None = None
+) -> Response:
+    """The sign-off or the countersignature, each with an optional note."""
     form = NoteForm()
     if not form.validate_on_submit():
         flash("Keep the note to 1,000 characters or fewer.", "warning")
         return redirect(url_for("audits.detail", audit_id=audit_id))
-    try:
-        services.close_audit(db_session(), current_user, audit_id, note=form.note.data or "")
-    except TrolleyError as exc:
-        _failed(exc)
-        return redirect(url_for("audits.detail", audit_id=audit_id))
-    flash("The audit is signed off and locked. Its report is below.", "success")
+    if asking is not None and (page := unconfirmed(asking)):
+        return page
+    with refusing(None) as refused:
+        sign(db_session(), current_user, audit_id, note=form.note.data or "")
+    if not _refused(refused):
+        flash(done, "success")
     return redirect(url_for("audits.detail", audit_id=audit_id))
+
+
+@bp.post("/audits/<int:audit_id>/close")
+@requires(Permission.AUDITS_RUN)
+def close(audit_id: int) -> Response:
+    done = "The audit is signed off and locked. Its report is below."
+    asking = confirmations.sign_off(db_session(), current_user.school_id, audit_id)
+    return _sign(audit_id, services.close_audit, done, asking)
 
 
 @bp.post("/audits/<int:audit_id>/countersign")
 @requires(Permission.REPORTS_READ)
 def countersign(audit_id: int) -> Response:
-    form = NoteForm()
-    if not form.validate_on_submit():
-        flash("Keep the note to 1,000 characters or fewer.", "warning")
-        return redirect(url_for("audits.detail", audit_id=audit_id))
-    try:
-        services.countersign(db_session(), current_user, audit_id, note=form.note.data or "")
-    except TrolleyError as exc:
-        _failed(exc)
-        return redirect(url_for("audits.detail", audit_id=audit_id))
-    flash("Countersigned. Thank you.", "success")
-    return redirect(url_for("audits.detail", audit_id=audit_id))
+    return _sign(audit_id, services.countersign, "Countersigned. Thank you.")
 
 
 @bp.post("/audits/<int:audit_id>/follow-ups")
@@ -274,10 +282,13 @@ def follow_ups(audit_id: int) -> Response:
     if not EmptyForm().validate_on_submit():
         flash("This form has expired. Reload the page and try again.", "warning")
         return redirect(url_for("audits.detail", audit_id=audit_id))
-    try:
+    if asking := unconfirmed(
+        confirmations.follow_ups(db_session(), current_user.school_id, audit_id)
+    ):
+        return asking
+    with refusing(None) as refused:
         done = services.raise_follow_ups(db_session(), current_user, audit_id)
-    except TrolleyError as exc:
-        _failed(exc)
+    if _refused(refused):
         return redirect(url_for("audits.detail", audit_id=audit_id))
     flash(done.message, "success" if not done.skipped else "warning")
     for tag, why in done.skipped:
@@ -293,7 +304,7 @@ def follow_ups(audit_id: int) -> Response:
 def photo_checks() -> str:
     session = db_session()
     now = utcnow()
-    today = services.local_today(current_user.school, now)
+    today = local_today(current_user.school, now)
     return render_template(
         "audits/photo_checks.html",
         picture=services.photo_picture(session, current_user.school_id, now=now),
@@ -309,10 +320,9 @@ def start_photo_check() -> Response:
     if not EmptyForm().validate_on_submit():
         flash("This form has expired. Reload the page and try again.", "warning")
         return redirect(url_for("audits.photo_checks"))
-    try:
+    with refusing(None) as refused:
         check = services.start_photo_check(db_session(), current_user)
-    except TrolleyError as exc:
-        _failed(exc)
+    if _refused(refused):
         return redirect(url_for("audits.photo_checks"))
     flash(
         f"Photo check started: {check.holding_before} of {check.devices_total} devices hold "
@@ -327,11 +337,15 @@ def start_photo_check() -> Response:
 def photo_check(check_id: int) -> str:
     session = db_session()
     check = services.get_photo_check(session, current_user.school_id, check_id)
+    can_run = _can(Permission.AUDITS_RUN)
     return render_template(
         "audits/photo_check.html",
         check=check,
         lines=services.photo_check_lines(session, check),
-        can_run=_can(Permission.AUDITS_RUN),
+        can_run=can_run,
+        asking_wipe=confirmations.photo_wipe(session, current_user.school_id, check_id)
+        if can_run and check.status is PhotoCheckStatus.OPEN
+        else None,
         action_form=EmptyForm(formdata=None),
         hand_form=ByHandForm(formdata=None),
         complete_form=NoteForm(formdata=None),
@@ -344,10 +358,16 @@ def wipe_photos(check_id: int) -> Response:
     if not EmptyForm().validate_on_submit():
         flash("This form has expired. Reload the page and try again.", "warning")
         return redirect(url_for("audits.photo_check", check_id=check_id))
-    try:
+    asking = None
+    with refusing(None) as refused:
+        asking = unconfirmed(
+            confirmations.photo_wipe(db_session(), current_user.school_id, check_id)
+        )
+    if asking or _refused(refused):
+        return asking or redirect(url_for("audits.photo_check", check_id=check_id))
+    with refusing(None) as refused:
         done = services.wipe_photo_check(db_session(), current_user, check_id)
-    except TrolleyError as exc:
-        _failed(exc)
+    if _refused(refused):
         return redirect(url_for("audits.photo_check", check_id=check_id))
     flash(done.message, "warning" if done.needs_approval or done.by_hand else "success")
     return redirect(url_for("audits.photo_check", check_id=check_id))
@@ -358,16 +378,40 @@ def wipe_photos(check_id: int) -> Response:
 def wiped_by_hand(check_id: int, asset_tag: str) -> Response:
     form = ByHandForm()
     if not form.validate_on_submit():
-        flash("Say how many photos are left (0 or more).", "warning")
+        flash("Say how many photos are left (0 or more) and what you saw.", "warning")
         return redirect(url_for("audits.photo_check", check_id=check_id))
-    try:
+    with refusing(None) as refused:
         services.mark_wiped_by_hand(
-            db_session(), current_user, check_id, asset_tag, photos_left=form.photos_left.data or 0
+            db_session(),
+            current_user,
+            check_id,
+            asset_tag,
+            photos_left=form.photos_left.data,
+            saw=form.saw.data or "",
         )
-    except TrolleyError as exc:
-        _failed(exc)
+    if _refused(refused):
         return redirect(url_for("audits.photo_check", check_id=check_id))
-    flash(f"{asset_tag}: recorded as wiped by hand.", "success")
+    flash(f"{asset_tag}: your check by hand is recorded.", "success")
+    return redirect(url_for("audits.photo_check", check_id=check_id))
+
+
+@bp.post("/photo-checks/<int:check_id>/remind")
+@requires(Permission.AUDITS_RUN)
+def remind_photo_check(check_id: int) -> Response:
+    """Remind the class teachers of devices still needing a person, without waiting a day."""
+    if not EmptyForm().validate_on_submit():
+        flash("This form has expired. Reload the page and try again.", "warning")
+        return redirect(url_for("audits.photo_check", check_id=check_id))
+    with refusing(None) as refused:
+        named = services.remind_now(db_session(), current_user, check_id)
+    if _refused(refused):
+        return redirect(url_for("audits.photo_check", check_id=check_id))
+    flash(
+        f"Their class teachers were asked to check {plural(named, 'device')}."
+        if named
+        else "Their class teachers have already been asked.",
+        "success",
+    )
     return redirect(url_for("audits.photo_check", check_id=check_id))
 
 
@@ -378,16 +422,16 @@ def complete_photo_check(check_id: int) -> Response:
     if not form.validate_on_submit():
         flash("Keep the note to 1,000 characters or fewer.", "warning")
         return redirect(url_for("audits.photo_check", check_id=check_id))
-    try:
+    with refusing(None) as refused:
         check = services.complete_photo_check(
             db_session(), current_user, check_id, note=form.note.data or ""
         )
-    except TrolleyError as exc:
-        _failed(exc)
+    if _refused(refused):
         return redirect(url_for("audits.photo_check", check_id=check_id))
     flash(
         f"Photo check complete: {check.cleared} cleared, {check.still_holding} still holding "
-        f"photos, {check.unconfirmed} not confirmed yet. It is kept as evidence.",
+        f"photos, {check.unconfirmed} not confirmed ({check.checked_by_hand} checked by hand). "
+        "It is kept as evidence.",
         "success",
     )
     return redirect(url_for("audits.photo_check", check_id=check_id))
@@ -418,17 +462,16 @@ def draw_spot_check() -> Response | tuple[str, int]:
     form = SpotCheckForm()
     if not form.validate_on_submit():
         return _spot_index(form, 400)
-    try:
+    with refusing(None) as refused:
         check = services.draw_spot_check(
             db_session(),
             current_user,
             size=form.size.data or 0,
             seed=int(form.seed.data) if form.seed.data else None,
         )
-    except TrolleyError as exc:
-        _failed(exc)
+    if _refused(refused):
         return redirect(url_for("audits.spot_checks"))
-    drawn = services.plural(check.sample_size, "device")
+    drawn = plural(check.sample_size, "device")
     flash(f"{drawn} drawn at random. Check each one below.", "success")
     return redirect(url_for("audits.spot_check", check_id=check.id))
 
@@ -455,7 +498,7 @@ def spot_result(check_id: int, asset_tag: str) -> Response:
     if not form.validate_on_submit():
         flash("Answer both questions: photos found, and other personal data found.", "warning")
         return redirect(url_for("audits.spot_check", check_id=check_id))
-    try:
+    with refusing(None) as refused:
         item = services.record_spot_result(
             db_session(),
             current_user,
@@ -465,8 +508,7 @@ def spot_result(check_id: int, asset_tag: str) -> Response:
             other_personal_data=form.other_personal_data.data == "yes",
             note=form.note.data or "",
         )
-    except TrolleyError as exc:
-        _failed(exc)
+    if _refused(refused):
         return redirect(url_for("audits.spot_check", check_id=check_id))
     told = f" {item.notified_user.name} has been told." if item.notified_user else ""
     flash(

@@ -7,6 +7,7 @@ from server.auth.models import ApiToken, User
 from server.auth.permissions import ROLE_PERMISSIONS, Permission
 from server.auth.schemas import (
     MeOut,
+    ReasonIn,
     TokenCreated,
     TokenIn,
     TokenList,
@@ -16,7 +17,7 @@ from server.auth.schemas import (
     UserOut,
 )
 from server.extensions import db_session
-from server.openapi import current_api_user, endpoint
+from server.openapi import current_api_login, current_api_user, endpoint
 
 
 def _user_out(user: User) -> UserOut:
@@ -89,12 +90,46 @@ def create_user(body: UserCreateIn) -> UserOut:
     return _user_out(user)
 
 
+@endpoint(
+    "/users/<int:user_id>/deactivate",
+    "POST",
+    permission=Permission.USERS_MANAGE,
+    summary="Turn a person's account off (sessions and tokens end)",
+    tag="users",
+    body=ReasonIn,
+    response=UserOut,
+)
+def deactivate_user(user_id: int, body: ReasonIn) -> UserOut:
+    actor = current_api_user()
+    session = db_session()
+    user = services.get_person(session, actor.school_id, user_id)
+    return _user_out(services.deactivate(session, actor, user, body.reason))
+
+
+@endpoint(
+    "/users/<int:user_id>/reactivate",
+    "POST",
+    permission=Permission.USERS_MANAGE,
+    summary="Turn a person's account back on",
+    tag="users",
+    body=ReasonIn,
+    response=UserOut,
+)
+def reactivate_user(user_id: int, body: ReasonIn) -> UserOut:
+    actor = current_api_user()
+    session = db_session()
+    user = services.get_person(session, actor.school_id, user_id)
+    return _user_out(services.reactivate(session, actor, user, body.reason))
+
+
 def _token_out(token: ApiToken) -> TokenOut:
     return TokenOut(
         id=token.id,
         name=token.name,
         prefix=token.prefix,
+        scope=token.scope,
         created_at=token.created_at,
+        expires_at=token.expires_at,
         last_used_at=token.last_used_at,
         revoked_at=token.revoked_at,
     )
@@ -118,7 +153,7 @@ def list_tokens() -> TokenList:
     "/tokens",
     "POST",
     permission=Permission.ACCOUNT_USE,
-    summary="Make an API token",
+    summary="Make an API token (from a browser session with two-step verification)",
     tag="account",
     body=TokenIn,
     response=TokenCreated,
@@ -126,7 +161,9 @@ def list_tokens() -> TokenList:
 )
 def create_token(body: TokenIn) -> TokenCreated:
     session = db_session()
-    token, plain = services.issue_token(session, current_api_user(), body.name)
+    token, plain = services.make_token(
+        session, current_api_login(), body.name, scope=body.scope, days=body.days
+    )
     session.commit()
     return TokenCreated(**_token_out(token).model_dump(), token=plain)
 

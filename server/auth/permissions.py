@@ -28,9 +28,12 @@ class Permission(enum.StrEnum):
     SCHOOL_MANAGE = "school:manage"
     TERMS_MANAGE = "terms:manage"
     REPORTS_READ = "reports:read"
+    # The termly governors' report: the head, the governors and the SBM who prepares it.
+    GOVERNORS_REPORT = "governors_report:read"
     LOANS_USE = "loans:use"
     COMMANDS_SEND = "commands:send"
     COMMANDS_APPROVE = "commands:approve"
+    COMMANDS_FREEZE = "commands:freeze"
     FILTERING_MANAGE = "filtering:manage"
     AUDITS_RUN = "audits:run"
     SPOTCHECKS_RUN = "spotchecks:run"
@@ -39,6 +42,9 @@ class Permission(enum.StrEnum):
     LEAVERS_MANAGE = "leavers:manage"
     ESCROW_READ = "escrow:read"
     PERSONAL_DEVICES = "personal_devices:manage"
+    PHOTOS_AUTHORISE = "personal_photos:authorise"
+    GOOGLE_MANAGE = "google:manage"
+    APPLE_MANAGE = "apple:manage"
 
 
 P = Permission
@@ -62,8 +68,11 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.ACTIVITY_READ,
             P.PERSONAL_DEVICES,
             P.TERMS_MANAGE,
+            P.GOVERNORS_REPORT,
             # P-PHOTO-3: random checks "by the Computing Lead and the SBM".
             P.SPOTCHECKS_RUN,
+            P.GOOGLE_MANAGE,
+            P.APPLE_MANAGE,
         }
     ),
     Role.HEADTEACHER: frozenset(
@@ -71,11 +80,15 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         | {
             P.USERS_READ,
             P.REPORTS_READ,
+            P.GOVERNORS_REPORT,
             P.LOSSES_MANAGE,
             P.LEAVERS_MANAGE,
             P.ACTIVITY_READ,
             P.COMMANDS_APPROVE,
+            P.COMMANDS_FREEZE,
             P.PERSONAL_DEVICES,
+            # P-PHOTO-4: photo use on a member of staff's own device is the head's to allow.
+            P.PHOTOS_AUTHORISE,
         }
     ),
     Role.TECHNICIAN: frozenset(
@@ -88,9 +101,11 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.COMMANDS_APPROVE,
             P.ESCROW_READ,
             P.REPORTS_READ,
+            P.GOOGLE_MANAGE,
+            P.APPLE_MANAGE,
         }
     ),
-    Role.GOVERNOR: frozenset({P.ACCOUNT_USE, P.REPORTS_READ}),
+    Role.GOVERNOR: frozenset({P.ACCOUNT_USE, P.REPORTS_READ, P.GOVERNORS_REPORT}),
     Role.ADMIN: frozenset(
         {
             P.ACCOUNT_USE,
@@ -102,12 +117,17 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.ACTIVITY_READ,
             P.SCHOOL_MANAGE,
             P.TERMS_MANAGE,
+            # Two administrators together may freeze destructive commands (P-SEC-1).
+            P.COMMANDS_FREEZE,
         }
     ),
 }
 
-# Roles that must use a second factor (P-SEC-1).
-TOTP_REQUIRED = frozenset({Role.ADMIN, Role.TECHNICIAN, Role.HEADTEACHER})
+# Roles that must use a second factor (P-SEC-1): every role that sends or approves commands,
+# manages people, or reads personal data beyond a teacher's own (the SBM, the computing lead).
+TOTP_REQUIRED = frozenset(
+    {Role.ADMIN, Role.TECHNICIAN, Role.HEADTEACHER, Role.SBM, Role.COMPUTING_LEAD}
+)
 
 
 def has_permission(role: Role, permission: Permission) -> bool:

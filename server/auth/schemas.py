@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.auth.models import Role
+from server.auth.models import Role, TokenScope
 
 
 class Strict(BaseModel):
@@ -39,15 +39,27 @@ class UserCreateIn(Strict):
     password: str = Field(min_length=10, max_length=200)
 
 
+class ReasonIn(Strict):
+    reason: str = Field(min_length=1, max_length=500, description="Kept in the activity trail")
+
+
 class TokenIn(Strict):
     name: str = Field(min_length=1, max_length=120)
+    scope: TokenScope = Field(
+        default=TokenScope.READ, description="read: GET only; read_write: may change things"
+    )
+    days: int | None = Field(
+        default=None, ge=1, le=365, description="Days until it stops working (school's longest)"
+    )
 
 
 class TokenOut(BaseModel):
     id: int
     name: str
     prefix: str
+    scope: TokenScope
     created_at: datetime
+    expires_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
 

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from flask import current_app
+
 from server.auth.permissions import Permission
+from server.auth.services import confirm_code
 from server.commands import services
-from server.commands.models import Command
-from server.commands.schemas import CommandIn, CommandList, CommandOut, CommandQuery, FleetCommandIn
+from server.commands.models import Command, FleetFreeze
+from server.commands.schemas import (
+    ApproveIn,
+    CommandIn,
+    CommandList,
+    CommandOut,
+    CommandQuery,
+    FleetCommandIn,
+    FreezeIn,
+    FreezeOut,
+)
+from server.crypto import SecretBox
 from server.devices.services import get_device, search_devices
 from server.errors import ValidationFailed
 from server.extensions import db_session
-from server.openapi import current_api_user, endpoint
+from server.openapi import current_api_login, current_api_user, endpoint
+from server.web import clock
 
 
 def command_out(command: Command) -> CommandOut:
@@ -69,7 +85,7 @@ def send(asset_tag: str, body: CommandIn) -> CommandOut:
     "/commands/fleet",
     "POST",
     permission=Permission.COMMANDS_SEND,
-    summary="Send one command to many devices (more than 10 wipes need approval)",
+    summary="Send one command to many devices (destructive ones answer to the school's budget)",
     tag="commands",
     body=FleetCommandIn,
     response=CommandList,
@@ -134,16 +150,29 @@ def list_commands(query: CommandQuery) -> CommandList:
     return CommandList(items=[command_out(c) for c in commands])
 
 
+def _stepped_up(body: ApproveIn) -> datetime | None:
+    """When the approver last proved their second factor: a code sent with the request (the only
+    way with a token, which never saw one), else the browser session's own recent check."""
+    if body.code is not None:
+        box: SecretBox = current_app.extensions["trolley.box"]
+        return confirm_code(db_session(), box, current_api_user(), body.code, now=clock())
+    login = current_api_login()
+    return login.stepped_up_at if login is not None else None
+
+
 @endpoint(
     "/commands/<int:command_id>/approve",
     "POST",
     permission=Permission.COMMANDS_APPROVE,
-    summary="Approve a destructive command (a second person)",
+    summary="Approve a destructive command (a second person, with a fresh code)",
     tag="commands",
+    body=ApproveIn,
     response=CommandList,
 )
-def approve(command_id: int) -> CommandList:
-    commands = services.approve(db_session(), current_api_user(), command_id=command_id)
+def approve(command_id: int, body: ApproveIn) -> CommandList:
+    commands = services.approve(
+        db_session(), current_api_user(), stepped_up_at=_stepped_up(body), command_id=command_id
+    )
     return CommandList(items=[command_out(c) for c in commands])
 
 
@@ -151,12 +180,15 @@ def approve(command_id: int) -> CommandList:
     "/commands/batches/<batch_id>/approve",
     "POST",
     permission=Permission.COMMANDS_APPROVE,
-    summary="Approve a whole batch (a second person)",
+    summary="Approve a whole batch (a second person, with a fresh code)",
     tag="commands",
+    body=ApproveIn,
     response=CommandList,
 )
-def approve_batch(batch_id: str) -> CommandList:
-    commands = services.approve(db_session(), current_api_user(), batch_id=batch_id)
+def approve_batch(batch_id: str, body: ApproveIn) -> CommandList:
+    commands = services.approve(
+        db_session(), current_api_user(), stepped_up_at=_stepped_up(body), batch_id=batch_id
+    )
     return CommandList(items=[command_out(c) for c in commands])
 
 
@@ -170,3 +202,57 @@ def approve_batch(batch_id: str) -> CommandList:
 )
 def cancel(command_id: int) -> CommandOut:
     return command_out(services.cancel(db_session(), current_api_user(), command_id))
+
+
+def freeze_out(found: FleetFreeze | None) -> FreezeOut:
+    if found is None:
+        return FreezeOut(state="none")
+    return FreezeOut(
+        state=found.state.value,
+        reason=found.reason,
+        asked_by=found.asked_by.name if found.asked_by else None,
+        asked_at=found.asked_at,
+        frozen_by=found.frozen_by.name if found.frozen_by else None,
+        frozen_at=found.frozen_at,
+        lift_asked_by=found.lift_asked_by.name if found.lift_asked_by else None,
+        lift_asked_at=found.lift_asked_at,
+        lifted_by=found.lifted_by.name if found.lifted_by else None,
+        lifted_at=found.lifted_at,
+    )
+
+
+@endpoint(
+    "/commands/freeze",
+    "GET",
+    permission=Permission.DEVICES_READ,
+    summary="Whether destructive commands are frozen for the school",
+    tag="commands",
+    response=FreezeOut,
+)
+def fleet_freeze() -> FreezeOut:
+    return freeze_out(services.current_freeze(db_session(), current_api_user().school_id))
+
+
+@endpoint(
+    "/commands/freeze",
+    "POST",
+    permission=Permission.COMMANDS_FREEZE,
+    summary="Freeze every destructive command (the headteacher, or two administrators)",
+    tag="commands",
+    body=FreezeIn,
+    response=FreezeOut,
+)
+def freeze_fleet(body: FreezeIn) -> FreezeOut:
+    return freeze_out(services.freeze(db_session(), current_api_user(), reason=body.reason))
+
+
+@endpoint(
+    "/commands/freeze/lift",
+    "POST",
+    permission=Permission.COMMANDS_FREEZE,
+    summary="Ask for, or confirm, lifting the freeze (the headteacher and one more person)",
+    tag="commands",
+    response=FreezeOut,
+)
+def lift_fleet_freeze() -> FreezeOut:
+    return freeze_out(services.lift_freeze(db_session(), current_api_user()))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from server.commands.services import expire, resend_unfinished
-from server.worker import JobContext, job
+from server.jobs import JobContext, job
 
 
 @job("commands.expire", every=timedelta(minutes=1))

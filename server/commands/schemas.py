@@ -61,3 +61,36 @@ class CommandQuery(BaseModel):
     batch_id: str | None = Field(default=None, max_length=36)
     limit: int = Field(default=100, ge=1, le=1000)
     offset: int = Field(default=0, ge=0)
+
+
+class ApproveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    code: str | None = Field(
+        default=None,
+        pattern=r"^\d{6}$",
+        description=(
+            "A fresh 6-digit code from the approver's authenticator app. Needed with an API "
+            "token; a browser session may instead have confirmed a passkey or code in the last "
+            "5 minutes."
+        ),
+    )
+
+
+class FreezeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    reason: str = Field(default="", max_length=500)
+
+
+class FreezeOut(BaseModel):
+    state: str = Field(description="none, asked, frozen or lifted")
+    reason: str = ""
+    asked_by: str | None = None
+    asked_at: datetime | None = None
+    frozen_by: str | None = None
+    frozen_at: datetime | None = None
+    lift_asked_by: str | None = None
+    lift_asked_at: datetime | None = None
+    lifted_by: str | None = None
+    lifted_at: datetime | None = None

@@ -8,10 +8,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from server.auth.models import Role, User
+from server.auth.services import role_changes_waiting_for
+from server.commands import services as commands
 from server.devices.models import Device, DeviceStatus
-from server.devices.services import counts_by_status
+from server.devices.services import counts_by_status, moves_waiting_for
+from server.leavers.services import sign_offs_waiting_for
+from server.loans.services import home_loans_waiting_for
+from server.profiles.services import exceptions_waiting_for
 from server.schools.models import STORAGE_KINDS, Location
 from server.schools.services import storage_counts
+from server.waiting import Waiting, WaitingSource
 
 
 @dataclass
@@ -81,3 +87,20 @@ ROLE_INTRO = {
     Role.GOVERNOR: "Read summary reports about the school's devices.",
     Role.ADMIN: "Manage who can log in and what each role may do.",
 }
+
+
+# Every domain's own answer to "what waits for this person?", each with its own rule.
+SOURCES: tuple[WaitingSource, ...] = (
+    commands.waiting_for,
+    moves_waiting_for,
+    exceptions_waiting_for,
+    home_loans_waiting_for,
+    role_changes_waiting_for,
+    sign_offs_waiting_for,
+)
+
+
+def waiting_for(session: Session, user: User) -> list[Waiting]:
+    """Every decision `user` can make now, oldest first: the home panel and the nav count."""
+    found = [waiting for source in SOURCES for waiting in source(session, user)]
+    return sorted(found, key=lambda w: w.since)

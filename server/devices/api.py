@@ -51,6 +51,9 @@ def device_out(device: Device) -> DeviceOut:
         warranty_until=device.warranty_until,
         last_seen_at=device.last_seen_at,
         photo_count=device.photo_count,
+        passcode=device.protection.passcode if device.protection else None,
+        storage_encrypted=device.protection.storage_encrypted if device.protection else None,
+        protection_reported_at=device.protection.reported_at if device.protection else None,
     )
 
 

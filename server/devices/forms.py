@@ -10,7 +10,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
 from server.devices.models import DeviceStatus, Platform
-from server.devices.schemas import parse_money, parse_uk_date
+from server.devices.services.parsing import parse_money, parse_uk_date
 
 
 def _parsed(parser: Any) -> Any:

@@ -20,6 +20,18 @@ class Platform(enum.StrEnum):
     LINUX = "linux"
     OTHER = "other"
 
+    @property
+    def label(self) -> str:
+        return PLATFORM_LABELS[self]
+
+
+PLATFORM_LABELS = {
+    Platform.IPADOS: "iPad",
+    Platform.CHROMEOS: "Chromebook",
+    Platform.LINUX: "Linux kiosk",
+    Platform.OTHER: "Other",
+}
+
 
 class DeviceStatus(enum.StrEnum):
     IN_STOCK = "in_stock"
@@ -38,7 +50,9 @@ class Device(Base):
     __tablename__ = "devices"
     __table_args__ = (
         UniqueConstraint("school_id", "asset_tag"),
-        UniqueConstraint("serial"),
+        # Unique within a school only: a school must never learn, or be blocked by, what
+        # another school has registered.
+        UniqueConstraint("school_id", "serial"),
         UniqueConstraint("home_location_id", "home_slot"),
         # Each filter or sort key, then the asset tag: a page comes straight off the index in
         # order (bench/bench_register.py). The status index also carries what a text search
@@ -91,6 +105,59 @@ class Device(Base):
     home_location: Mapped[Location | None] = relationship(foreign_keys=[home_location_id])
     current_location: Mapped[Location | None] = relationship(foreign_keys=[current_location_id])
     holder: Mapped[User | None] = relationship()
+    # What the device last said about its passcode and encryption (P-REG-7); None: never said.
+    protection: Mapped[DeviceProtection | None] = relationship(viewonly=True)
+
+
+class DeviceProtection(Base):
+    """Whether a device says it needs a passcode to unlock and its storage is encrypted (P-REG-7).
+
+    Only what the device's own latest report says: None is "not known", never a guess.
+    """
+
+    __tablename__ = "device_protections"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE"), unique=True
+    )
+    school_id: Mapped[int] = mapped_column(ForeignKey("schools.id", ondelete="CASCADE"), index=True)
+    passcode: Mapped[bool | None]
+    storage_encrypted: Mapped[bool | None]
+    passcode_detail: Mapped[str] = mapped_column(String(200), default="")
+    encryption_detail: Mapped[str] = mapped_column(String(200), default="")
+    reported_at: Mapped[datetime]
+
+
+class DeviceNetwork(Base):
+    """The network a device last said it was on, from its own report or Google's (P-REG-3).
+
+    Two facts, each with its own time: the Wi-Fi and gateway any report names (`reported_at`;
+    `network_since` is when the device first named them), and the public address only the
+    server's own sight gives (a kiosk's HTTPS check-in, or Google), at `public_address_at`.
+    `off_site` is None while the school lists no networks or the device said nothing to judge by.
+    """
+
+    __tablename__ = "device_networks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE"), unique=True
+    )
+    school_id: Mapped[int] = mapped_column(ForeignKey("schools.id", ondelete="CASCADE"), index=True)
+    ssid: Mapped[str | None] = mapped_column(String(32))
+    gateway: Mapped[str | None] = mapped_column(String(45))
+    public_address: Mapped[str | None] = mapped_column(String(45))
+    public_address_at: Mapped[datetime | None]
+    source: Mapped[str] = mapped_column(String(16))
+    off_site: Mapped[bool | None]
+    off_site_since: Mapped[datetime | None]
+    reported_at: Mapped[datetime]
+    network_since: Mapped[datetime]
+
+
+# Timeline kinds that are a person with the device in hand (loans and audits scan it).
+SCAN_KINDS = ("audit", "scan", "loan_out", "loan_return", "loan_transfer", "wrong_trolley")
 
 
 class DeviceEvent(Base):

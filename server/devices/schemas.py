@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from server.devices.models import DeviceStatus, Platform
+from server.devices.services.parsing import parse_money, parse_uk_date
 
 
 class DeviceQuery(BaseModel):
@@ -23,6 +22,11 @@ class DeviceQuery(BaseModel):
     home_location_id: int | None = None
     current_location_id: int | None = None
     warranty_within_days: int | None = Field(default=None, ge=0, le=3650)
+    protection: Literal["gaps"] | None = Field(
+        default=None,
+        description="`gaps`: devices whose own reports say their passcode or encryption is off, "
+        "or say nothing (P-REG-7)",
+    )
     include_disposed: bool = False
     sort: Literal[
         "asset_tag", "serial", "model", "status", "warranty", "last_seen", "purchased"
@@ -56,6 +60,13 @@ class DeviceOut(BaseModel):
     warranty_until: date | None
     last_seen_at: datetime | None
     photo_count: int | None
+    passcode: bool | None = Field(
+        default=None, description="Whether the device reports a passcode; null: not known"
+    )
+    storage_encrypted: bool | None = Field(
+        default=None, description="Whether the device reports encrypted storage; null: not known"
+    )
+    protection_reported_at: datetime | None = None
 
 
 class DeviceList(BaseModel):
@@ -80,55 +91,6 @@ class DeviceDetail(DeviceOut):
 
 
 # --- values as school staff type them -----------------------------------------------------
-
-MONTHS = {
-    name: number
-    for number, names in enumerate(
-        [
-            ("jan", "january"),
-            ("feb", "february"),
-            ("mar", "march"),
-            ("apr", "april"),
-            ("may",),
-            ("jun", "june"),
-            ("jul", "july"),
-            ("aug", "august"),
-            ("sep", "sept", "september"),
-            ("oct", "october"),
-            ("nov", "november"),
-            ("dec", "december"),
-        ],
-        start=1,
-    )
-    for name in names
-}
-
-
-def parse_money(text: str) -> int:
-    """'£329.00', '329', '1,299.99' → pence, exactly (no floating point)."""
-    cleaned = text.strip().replace("£", "").replace(",", "").replace("GBP", "").strip()
-    if not re.fullmatch(r"\d{1,7}(\.\d{1,2})?", cleaned):
-        raise ValueError(f"{text!r} is not an amount of money like £329.00")
-    return int((Decimal(cleaned) * 100).to_integral_value())
-
-
-def parse_uk_date(text: str) -> date:
-    """'01/09/2021', '1/9/21', '1 Sept 2021', '2021-09-01' → a date (day first, as in the UK)."""
-    value = text.strip()
-    try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            return date.fromisoformat(value)
-        numeric = re.fullmatch(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{2}|\d{4})", value)
-        if numeric:
-            day, month, year = (int(g) for g in numeric.groups())
-            return date(year + 2000 if year < 100 else year, month, day)
-        words = re.fullmatch(r"(\d{1,2})(?:st|nd|rd|th)?\s+([A-Za-z]+)\.?,?\s+(\d{4})", value)
-        if words and words.group(2).lower() in MONTHS:
-            return date(int(words.group(3)), MONTHS[words.group(2).lower()], int(words.group(1)))
-    except ValueError as exc:
-        raise ValueError(f"{text!r} is not a real date") from exc
-    raise ValueError(f"{text!r} is not a date like 01/09/2021 or 1 Sept 2021")
-
 
 Money = Annotated[int, BeforeValidator(lambda v: parse_money(v) if isinstance(v, str) else v)]
 UKDate = Annotated[date, BeforeValidator(lambda v: parse_uk_date(v) if isinstance(v, str) else v)]

@@ -9,11 +9,14 @@ from werkzeug.wrappers import Response
 from server.auth.permissions import Permission, requires
 from server.devices import services
 from server.devices.forms import DecisionForm, DeviceForm, MoveForm, StatusForm
+from server.devices.labels import event_label
 from server.devices.models import ChangeRequestStatus, DeviceStatus, Platform
 from server.devices.schemas import DeviceQuery
+from server.devices.services.parsing import format_pounds
 from server.errors import NotFound, TrolleyError, ValidationFailed
 from server.extensions import db_session
 from server.schools import services as places
+from server.web import refusing
 
 bp = Blueprint("devices", __name__)
 
@@ -26,6 +29,18 @@ def _register_helpers() -> dict[str, object]:
         return services.moves_waiting(db_session(), current_user.school_id)
 
     return {"register_moves_waiting": register_moves_waiting}
+
+
+@bp.app_template_filter("event_kind")
+def event_kind(kind: str) -> str:
+    """`{{ e.kind|event_kind }}`: a timeline entry's kind in words."""
+    return event_label(kind)
+
+
+@bp.app_template_filter("pounds")
+def _pounds(pence: int | None) -> str:
+    """Money on every page as '£1,329.00'."""
+    return format_pounds(pence)
 
 
 def _query() -> DeviceQuery:
@@ -64,6 +79,8 @@ def detail(asset_tag: str) -> str:
         device=device,
         events=services.timeline(session, device),
         pending_move=services.pending_move(session, device),
+        protection=services.protection_of(session, device),
+        network=services.network_of(session, device),
         status_form=StatusForm(formdata=None, status=device.status.value),
         next_statuses=sorted(s.value for s in services.TRANSITIONS[device.status]),
     )
@@ -138,7 +155,7 @@ def edit(asset_tag: str) -> Response | tuple[str, int]:
             warranty_until=device.warranty_until.strftime("%d/%m/%Y")
             if device.warranty_until
             else "",
-            cost=f"£{device.purchase_cost_pence / 100:.2f}"
+            cost=format_pounds(device.purchase_cost_pence)
             if device.purchase_cost_pence is not None
             else "",
         )
@@ -169,14 +186,11 @@ def status(asset_tag: str) -> Response:
     form = StatusForm()
     if not form.validate_on_submit():
         raise ValidationFailed("Choose the new status and say why.")
-    try:
+    with refusing() as refused:
         services.change_status(
             session, current_user, device, DeviceStatus(form.status.data), form.reason.data or ""
         )
-    except TrolleyError as exc:
-        session.rollback()
-        flash(exc.message, "warning")
-    else:
+    if not refused:
         flash(f"{device.asset_tag} is now {device.status.label.lower()}.", "success")
     return redirect(url_for("devices.detail", asset_tag=device.asset_tag))
 
@@ -190,7 +204,7 @@ def move(asset_tag: str) -> Response | tuple[str, int]:
     _location_choices(form.location_id, "Choose…")
     error = None
     if form.validate_on_submit():
-        try:
+        with refusing(None) as refused:
             move_request = services.request_home_change(
                 session,
                 current_user,
@@ -199,9 +213,9 @@ def move(asset_tag: str) -> Response | tuple[str, int]:
                 form.slot.data,
                 form.reason.data or "",
             )
-        except TrolleyError as exc:
-            session.rollback()
-            error = exc.message + "".join(f" {d['message']}" for d in (exc.details or []))
+        if refused.error:
+            details = refused.error.details or []
+            error = refused.message + "".join(f" {d['message']}" for d in details)
         else:
             if move_request.status is ChangeRequestStatus.APPROVED:
                 flash(

@@ -22,16 +22,17 @@ from server.disposals.schemas import (
 )
 from server.extensions import db_session
 from server.openapi import current_api_user, endpoint
+from server.schools.models import School
 
 
-def erasure_out(erasure: DeviceErasure) -> ErasureOut:
+def erasure_out(erasure: DeviceErasure, school: School) -> ErasureOut:
     return ErasureOut(
         method=erasure.method,
         source=erasure.source,
         confirmed_at=erasure.confirmed_at,
         evidence=erasure.evidence,
         recorded_by=erasure.recorded_by.name if erasure.recorded_by else None,
-        summary=services.describe_erasure(erasure),
+        summary=services.describe_erasure(erasure, school),
     )
 
 
@@ -229,8 +230,8 @@ def complete_disposal(batch_id: int) -> BatchOut:
 
 
 def _device_disposal(asset_tag: str) -> DeviceDisposal:
-    session = db_session()
-    device = get_device(session, current_api_user().school_id, asset_tag)
+    session, user = db_session(), current_api_user()
+    device = get_device(session, user.school_id, asset_tag)
     item = services.batch_of(session, device)
     refusal = services.refusal(session, device)
     erasures = services.erasures_of(session, device)
@@ -243,7 +244,7 @@ def _device_disposal(asset_tag: str) -> DeviceDisposal:
         refusal=refusal,
         disposal_id=item.disposal_id if item else None,
         disposal_reference=item.disposal.reference if item else None,
-        erasures=[erasure_out(e) for e in erasures],
+        erasures=[erasure_out(e, user.school) for e in erasures],
     )
 
 

@@ -10,7 +10,7 @@ from wtforms import BooleanField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
-from server.devices.schemas import parse_uk_date
+from server.devices.services.parsing import parse_uk_date
 from server.disposals.models import ErasureMethod, WipeMethod
 
 

@@ -32,6 +32,8 @@ from server.disposals.models import (
     WipeMethod,
 )
 from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from server.schools.models import School
+from server.schools.services import day, when
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +54,13 @@ REQUIRED_TO_COMPLETE = {
 # --- erasure evidence ---------------------------------------------------------------------
 
 
-def describe_erasure(erasure: DeviceErasure) -> str:
+def describe_erasure(erasure: DeviceErasure, school: School) -> str:
     """One line for the disposal record: what was done, who vouches for it, and when."""
-    when = erasure.confirmed_at.strftime("%d %b %Y %H:%M")
+    at = when(erasure.confirmed_at, school)
     if erasure.source is ErasureSource.DEVICE_ACKNOWLEDGEMENT:
-        return f"{erasure.method.label} confirmed by the device on {when}"
+        return f"{erasure.method.label} confirmed by the device at {at}"
     who = erasure.recorded_by.name if erasure.recorded_by else "a technician"
-    return f"{erasure.method.label}, recorded by {who} on {when}: {erasure.evidence or ''}".strip()
+    return f"{erasure.method.label}, recorded by {who} at {at}: {erasure.evidence or ''}".strip()
 
 
 def _erasure_source(source: ErasureSource | str) -> ErasureSource:
@@ -311,12 +313,12 @@ def get_batch(session: Session, school_id: int, batch_id: int) -> Disposal:
     return batch
 
 
-def _editable(batch: Disposal) -> None:
+def _editable(batch: Disposal, school: School) -> None:
     if not batch.is_draft:
-        when = batch.completed_at.strftime("%d %b %Y") if batch.completed_at else "already"
         raise Conflict(
-            f"Disposal {batch.reference} was completed on {when}; it is a record and cannot "
-            "be changed."
+            f"Disposal {batch.reference} was completed on "
+            f"{day(batch.completed_at, school, missing='an unknown day')}; it is a record and "
+            "cannot be changed."
         )
 
 
@@ -356,7 +358,7 @@ def update_batch(
 ) -> Disposal:
     """Correct a draft batch's collection date, agency and certificate numbers."""
     batch = get_batch(session, actor.school_id, batch_id)
-    _editable(batch)
+    _editable(batch, actor.school)
     cleaned = _clean(changes)
     changed = {
         name: [_plain(getattr(batch, name)), _plain(value)]
@@ -382,7 +384,7 @@ def update_batch(
 def discard_batch(session: Session, actor: User, batch_id: int) -> list[str]:
     """Throw away a draft batch; its devices (their tags returned) stay in the register."""
     batch = get_batch(session, actor.school_id, batch_id)
-    _editable(batch)
+    _editable(batch, actor.school)
     tags = [item.device.asset_tag for item in batch.items]
     for item in batch.items:
         add_event(
@@ -432,7 +434,7 @@ def add_device(
     evidence they have (it is kept with their name as 'technician with evidence').
     """
     batch = get_batch(session, actor.school_id, batch_id)
-    _editable(batch)
+    _editable(batch, actor.school)
     device = get_device(session, actor.school_id, asset_tag.strip())
     why = refusal(session, device)
     if why:
@@ -458,7 +460,7 @@ def add_device(
             "was done and the evidence for it."
         )
         raise ValidationFailed(message, details=[{"field": "erasure_evidence", "message": message}])
-    evidence = describe_erasure(erasure) + (f" ({note})" if note else "")
+    evidence = describe_erasure(erasure, actor.school) + (f" ({note})" if note else "")
     if erasure.method is ErasureMethod.DESTROYED and wipe_method is WipeMethod.FORENSIC_WIPE:
         message = (
             f"{device.asset_tag}'s storage was destroyed, so it cannot be forensically wiped; "
@@ -519,7 +521,7 @@ def update_device(
 ) -> DisposalItem:
     """Correct a device's wipe method or certificate line while the batch is a draft."""
     batch = get_batch(session, actor.school_id, batch_id)
-    _editable(batch)
+    _editable(batch, actor.school)
     item = _item(batch, asset_tag)
     changes: dict[str, Any] = {}
     if wipe_method is not None and wipe_method is not item.wipe_method:
@@ -554,7 +556,7 @@ def update_device(
 def remove_device(session: Session, actor: User, batch_id: int, asset_tag: str) -> None:
     """Take a device back out of a draft batch; it stays in the register as it was."""
     batch = get_batch(session, actor.school_id, batch_id)
-    _editable(batch)
+    _editable(batch, actor.school)
     item = _item(batch, asset_tag)
     add_event(
         session,
@@ -603,6 +605,11 @@ def completion_problems(
     return problems
 
 
+def can_complete(session: Session, actor: User, batch: Disposal) -> bool:
+    """Whether `actor` may complete the batch now (so is worth asking to confirm it)."""
+    return actor.role is Role.SBM and batch.is_draft and not completion_problems(session, batch)
+
+
 def complete_batch(
     session: Session, actor: User, batch_id: int, *, today: date | None = None
 ) -> Disposal:
@@ -610,7 +617,7 @@ def complete_batch(
     batch = get_batch(session, actor.school_id, batch_id)
     if actor.role is not Role.SBM:
         raise Forbidden("Only the school business manager can complete a disposal.")
-    _editable(batch)
+    _editable(batch, actor.school)
     # Lock the devices (PostgreSQL) so a loan cannot start between the check and the change.
     if batch.items:
         session.scalars(

@@ -14,11 +14,12 @@ from server.auth.models import Role
 from server.auth.permissions import Permission, has_permission, requires
 from server.devices.models import Device
 from server.devices.services import get_device
-from server.disposals import services
+from server.disposals import confirmations, services
 from server.disposals.forms import AddDeviceForm, BatchForm, CompleteForm, ErasureForm, ItemForm
-from server.disposals.models import DisposalStatus, ErasureMethod, WipeMethod
+from server.disposals.models import DeviceErasure, DisposalStatus, ErasureMethod, WipeMethod
 from server.errors import TrolleyError
 from server.extensions import db_session
+from server.web import refusing, unconfirmed
 
 bp = Blueprint("disposals", __name__)
 
@@ -41,6 +42,10 @@ def _disposal_helpers() -> dict[str, object]:
             return 0
         return len(services.ready_to_dispose(db_session(), current_user.school_id))
 
+    def describe_erasure(erasure: DeviceErasure) -> str:
+        """An erasure's line on the reader's school clock."""
+        return services.describe_erasure(erasure, current_user.school)
+
     def device_disposal(device: Device) -> dict[str, Any]:
         session = db_session()
         return {
@@ -54,7 +59,7 @@ def _disposal_helpers() -> dict[str, object]:
         "disposal_drafts": disposal_drafts,
         "disposal_ready_count": disposal_ready_count,
         "device_disposal": device_disposal,
-        "describe_erasure": services.describe_erasure,
+        "describe_erasure": describe_erasure,
     }
 
 
@@ -142,6 +147,9 @@ def _detail_page(
         item_form=ItemForm(formdata=None),
         empty=EmptyForm(formdata=None),
         is_sbm=current_user.role is Role.SBM,
+        asking_complete=confirmations.complete(batch)
+        if services.can_complete(session, current_user, batch)
+        else None,
         error=error,
     ), status
 
@@ -160,7 +168,7 @@ def add_device(batch_id: int) -> Response | tuple[str, int]:
     form = AddDeviceForm()
     if not form.validate_on_submit():
         return _detail_page(batch.id, add_form=form, status=400)
-    try:
+    with refusing(None) as refused:
         item = services.add_device(
             session,
             current_user,
@@ -173,10 +181,9 @@ def add_device(batch_id: int) -> Response | tuple[str, int]:
             if form.erasure_method.data
             else None,
         )
-    except TrolleyError as exc:
-        session.rollback()
-        error = _apply_errors(form, exc)
-        return _detail_page(batch.id, add_form=form, error=error, status=exc.status)
+    if refused.error:
+        error = _apply_errors(form, refused.error)
+        return _detail_page(batch.id, add_form=form, error=error, status=refused.error.status)
     flash(f"{item.device.asset_tag} added to {batch.reference}.", "success")
     return redirect(url_for("disposals.detail", batch_id=batch.id))
 
@@ -197,7 +204,7 @@ def edit_device(batch_id: int, asset_tag: str) -> Response:
         services.get_batch(session, current_user.school_id, batch_id)
         flash("Choose a wipe method; a certificate line is up to 64 characters.", "warning")
         return redirect(url_for("disposals.detail", batch_id=batch_id))
-    try:
+    with refusing(None) as refused:
         services.update_device(
             session,
             current_user,
@@ -206,11 +213,10 @@ def edit_device(batch_id: int, asset_tag: str) -> Response:
             wipe_method=WipeMethod(form.wipe_method.data),
             certificate_line=form.certificate_line.data or "",
         )
-    except TrolleyError as exc:
-        session.rollback()
-        if exc.status == 404:
-            raise
-        _flash_problem(exc)
+    if refused.error:
+        if refused.error.status == 404:
+            raise refused.error
+        _flash_problem(refused.error)
     else:
         flash(f"{asset_tag} updated.", "success")
     return redirect(url_for("disposals.detail", batch_id=batch_id))
@@ -220,13 +226,12 @@ def edit_device(batch_id: int, asset_tag: str) -> Response:
 @requires(Permission.DEVICES_WRITE)
 def remove_device(batch_id: int, asset_tag: str) -> Response:
     session = db_session()
-    try:
+    with refusing(None) as refused:
         services.remove_device(session, current_user, batch_id, asset_tag)
-    except TrolleyError as exc:
-        session.rollback()
-        if exc.status == 404:
-            raise
-        _flash_problem(exc)
+    if refused.error:
+        if refused.error.status == 404:
+            raise refused.error
+        _flash_problem(refused.error)
     else:
         flash(f"{asset_tag} taken out of the batch; it stays in the register.", "success")
     return redirect(url_for("disposals.detail", batch_id=batch_id))
@@ -240,13 +245,16 @@ def complete(batch_id: int) -> Response | tuple[str, int]:
     form = CompleteForm()
     if not form.validate_on_submit():
         return _detail_page(batch.id, complete_form=form, status=400)
-    try:
+    if services.can_complete(session, current_user, batch) and (
+        asking := unconfirmed(confirmations.complete(batch))
+    ):
+        return asking
+    with refusing(None) as refused:
         services.complete_batch(session, current_user, batch.id)
-    except TrolleyError as exc:
-        session.rollback()
-        if exc.status == 403:
-            raise
-        _flash_problem(exc)
+    if refused.error:
+        if refused.error.status == 403:
+            raise refused.error
+        _flash_problem(refused.error)
         return redirect(url_for("disposals.detail", batch_id=batch_id))
     flash(
         f"Disposal {batch.reference} completed: its devices are disposed of and have left the "
@@ -260,13 +268,12 @@ def complete(batch_id: int) -> Response | tuple[str, int]:
 @requires(Permission.DEVICES_WRITE)
 def discard(batch_id: int) -> Response:
     session = db_session()
-    try:
+    with refusing(None) as refused:
         tags = services.discard_batch(session, current_user, batch_id)
-    except TrolleyError as exc:
-        session.rollback()
-        if exc.status == 404:
-            raise
-        _flash_problem(exc)
+    if refused.error:
+        if refused.error.status == 404:
+            raise refused.error
+        _flash_problem(refused.error)
         return redirect(url_for("disposals.detail", batch_id=batch_id))
     flash(
         f"Draft discarded. {len(tags)} device{'s' if len(tags) != 1 else ''} stay in the register.",
@@ -291,13 +298,12 @@ def erasure(asset_tag: str) -> Response:
     if not form.validate_on_submit():
         flash("Choose what was done and describe the evidence.", "warning")
         return redirect(url_for("devices.detail", asset_tag=device.asset_tag))
-    try:
+    with refusing(None) as refused:
         services.record_erasure(
             session, current_user, device, ErasureMethod(form.method.data), form.evidence.data or ""
         )
-    except TrolleyError as exc:
-        session.rollback()
-        _flash_problem(exc)
+    if refused.error:
+        _flash_problem(refused.error)
     else:
         flash(f"Recorded. {device.asset_tag} can now join a disposal batch.", "success")
     return redirect(url_for("devices.detail", asset_tag=device.asset_tag))

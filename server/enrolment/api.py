@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from flask import current_app
+from flask import current_app, request
 
 from server.auth.permissions import PUBLIC, Permission
 from server.config import Settings
@@ -18,6 +18,7 @@ from server.enrolment.schemas import (
     EnrolOut,
     EnvelopeIn,
     EnvelopeOut,
+    WhereaboutsOut,
 )
 from server.extensions import db_session
 from server.openapi import current_api_user, endpoint
@@ -80,6 +81,23 @@ def confirm_reset(body: EnvelopeIn) -> EnvelopeOut:
     raw = json.dumps(body.model_dump(), separators=(",", ":")).encode()
     answer = services.confirm_reset(db_session(), _box(), raw)
     return EnvelopeOut.model_validate(json.loads(answer))
+
+
+@endpoint(
+    "/device-channel/whereabouts",
+    "POST",
+    permission=PUBLIC,
+    summary="A kiosk checks in over HTTPS, so the server sees its public address",
+    tag="enrolment",
+    body=EnvelopeIn,
+    response=WhereaboutsOut,
+)
+def whereabouts(body: EnvelopeIn) -> WhereaboutsOut:
+    raw = json.dumps(body.model_dump(), separators=(",", ":")).encode()
+    # The peer's address; behind the configured proxy, ProxyFix has already put the client's here.
+    address = request.remote_addr or ""
+    services.record_whereabouts(db_session(), raw, public_address=address)
+    return WhereaboutsOut(public_address=address)
 
 
 @endpoint(

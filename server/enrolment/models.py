@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from server.auth.models import User
@@ -74,7 +74,11 @@ class DeviceIdentity(Base):
     revoked_at: Mapped[datetime | None]
     online: Mapped[bool] = mapped_column(Boolean, default=False)
     last_seen_at: Mapped[datetime | None]
+    # When the broker said the device went away (its will); None while it is online.
+    offline_since: Mapped[datetime | None]
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
+    # The `iat` of the last HTTPS check-in accepted: a check-in must be newer (no replays).
+    whereabouts_iat: Mapped[int | None] = mapped_column(BigInteger)
     certificate_pem: Mapped[str | None] = mapped_column(Text)
 
     device: Mapped[Device] = relationship()

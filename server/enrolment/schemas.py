@@ -42,6 +42,10 @@ class EnvelopeOut(BaseModel):
     sig: str
 
 
+class WhereaboutsOut(BaseModel):
+    public_address: str
+
+
 class EnrolmentCodeOut(BaseModel):
     asset_tag: str
     payload: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import uuid
 from collections.abc import Sequence
@@ -36,8 +37,10 @@ from provisioning.ca import (
 from provisioning.keys import certificate_to_pem
 from provisioning.payload import EnrolmentPayload
 from provisioning.tokens import DEFAULT_TOKEN_LIFETIME, hash_token, new_token
+from server import events
 from server.activity.services import record
 from server.auth.models import User
+from server.commands.models import Command, CommandStatus
 from server.config import Settings
 from server.crypto import SecretBox
 from server.db import utcnow
@@ -167,42 +170,66 @@ def issue_enrolment_token(
     now: datetime | None = None,
 ) -> tuple[EnrolmentToken, EnrolmentPayload]:
     """A one-time enrolment code for one device (24 hours by default); commits."""
-    if device.status is DeviceStatus.DISPOSED:
-        raise ValidationFailed(f"{device.asset_tag} has been disposed of; it cannot be enrolled.")
+    return issue_enrolment_tokens(session, actor, [device], settings, lifetime=lifetime, now=now)[0]
+
+
+def issue_enrolment_tokens(
+    session: Session,
+    actor: User | None,
+    devices: Sequence[Device],
+    settings: Settings,
+    *,
+    lifetime: timedelta = DEFAULT_TOKEN_LIFETIME,
+    now: datetime | None = None,
+) -> list[tuple[EnrolmentToken, EnrolmentPayload]]:
+    """One-time enrolment codes for `devices`, in their order, in one transaction; commits."""
+    for device in devices:
+        if device.status is DeviceStatus.DISPOSED:
+            raise ValidationFailed(
+                f"{device.asset_tag} has been disposed of; it cannot be enrolled."
+            )
     now = now or utcnow()
-    plain = new_token()
-    token = EnrolmentToken(
-        school_id=device.school_id,
-        device_id=device.id,
-        token_hash=hash_token(plain),
-        created_by_id=actor.id if actor else None,
-        created_at=now,
-        expires_at=now + lifetime,
-    )
-    session.add(token)
-    session.flush()
-    school = session.get(School, device.school_id)
-    assert school is not None
-    anchor = broker_trust_anchor(session, SecretBox(settings.data_keys), settings, school)
-    payload = EnrolmentPayload(
-        server_url=settings.base_url,
-        token=plain,
-        school_slug=school.slug,
-        asset_tag=device.asset_tag,
-        # Pinned on the label, so a kiosk trusts the TLS broker only through this CA.
-        ca_fingerprint=fingerprint(anchor) if anchor is not None else None,
-    )
-    record(
-        session,
-        actor=actor,
-        action="device.enrolment_code_issued",
-        school_id=device.school_id,
-        target_type="device",
-        target_id=device.asset_tag,
-        details={"expires_at": token.expires_at.isoformat()},
-    )
+    box = SecretBox(settings.data_keys)
+    # A trolley's worth of labels shares one school and so one CA: look each up once.
+    pins: dict[int, tuple[School, str | None]] = {}
+    issued = []
+    for device in devices:
+        plain = new_token()
+        token = EnrolmentToken(
+            school_id=device.school_id,
+            device_id=device.id,
+            token_hash=hash_token(plain),
+            created_by_id=actor.id if actor else None,
+            created_at=now,
+            expires_at=now + lifetime,
+        )
+        session.add(token)
+        if device.school_id not in pins:
+            school = session.get(School, device.school_id)
+            assert school is not None
+            anchor = broker_trust_anchor(session, box, settings, school)
+            pins[device.school_id] = (school, fingerprint(anchor) if anchor is not None else None)
+        school, pin = pins[device.school_id]
+        payload = EnrolmentPayload(
+            server_url=settings.base_url,
+            token=plain,
+            school_slug=school.slug,
+            asset_tag=device.asset_tag,
+            # Pinned on the label, so a kiosk trusts the TLS broker only through this CA.
+            ca_fingerprint=pin,
+        )
+        record(
+            session,
+            actor=actor,
+            action="device.enrolment_code_issued",
+            school_id=device.school_id,
+            target_type="device",
+            target_id=device.asset_tag,
+            details={"expires_at": token.expires_at.isoformat()},
+        )
+        issued.append((token, payload))
     session.commit()
-    return token, payload
+    return issued
 
 
 # --- enrolling ---------------------------------------------------------------------------
@@ -219,6 +246,20 @@ class Enrolled:
     school: str
 
 
+def usable_token(session: Session, token: str, *, now: datetime) -> EnrolmentToken:
+    """The unused, unexpired enrolment code `token` names; the caller marks it used."""
+    row = session.scalar(
+        select(EnrolmentToken).where(EnrolmentToken.token_hash == hash_token(token))
+    )
+    if row is None:
+        raise Unauthorised("That enrolment code is not valid. Ask the technician for a new one.")
+    if row.used_at is not None:
+        raise Gone("That enrolment code has already been used. Each code works once.")
+    if row.expires_at <= now:
+        raise Gone("That enrolment code has expired. Ask the technician for a new one.")
+    return row
+
+
 def enrol(
     session: Session,
     box: SecretBox,
@@ -232,15 +273,7 @@ def enrol(
 ) -> Enrolled:
     """Turn a one-time token and a device's public key into a broker login; commits."""
     now = now or utcnow()
-    row = session.scalar(
-        select(EnrolmentToken).where(EnrolmentToken.token_hash == hash_token(token))
-    )
-    if row is None:
-        raise Unauthorised("That enrolment code is not valid. Ask the technician for a new one.")
-    if row.used_at is not None:
-        raise Gone("That enrolment code has already been used. Each code works once.")
-    if row.expires_at <= now:
-        raise Gone("That enrolment code has expired. Ask the technician for a new one.")
+    row = usable_token(session, token, now=now)
     if platform not in PLATFORMS:
         raise ValidationFailed(f"Unknown platform {platform!r}; use one of {sorted(PLATFORMS)}.")
     try:
@@ -288,15 +321,8 @@ def enrol(
         actor=None,
         details={"mqtt_id": identity.mqtt_id},
     )
-    record(
-        session,
-        actor=None,
-        actor_label=f"device {device.asset_tag}",
-        action="device.enrolled",
-        school_id=device.school_id,
-        target_type="device",
-        target_id=device.asset_tag,
-        details={"mqtt_id": identity.mqtt_id, "platform": platform, "replaced": len(replaced)},
+    record_enrolled(
+        session, device, platform=platform, replaced=len(replaced), mqtt_id=identity.mqtt_id
     )
     session.commit()
     write_broker_passwords(session, settings)
@@ -309,6 +335,25 @@ def enrol(
         ca_pem=certificate_to_pem(anchor).decode() if anchor is not None else None,
         certificate_pem=certificate_pem,
         school=school.slug,
+    )
+
+
+def record_enrolled(
+    session: Session, device: Device, *, platform: str, replaced: int, mqtt_id: str | None = None
+) -> None:
+    """Write the activity-trail entry for a device enrolling, over any channel."""
+    details: dict[str, Any] = {"platform": platform, "replaced": replaced}
+    if mqtt_id is not None:
+        details = {"mqtt_id": mqtt_id, **details}
+    record(
+        session,
+        actor=None,
+        actor_label=f"device {device.asset_tag}",
+        action="device.enrolled",
+        school_id=device.school_id,
+        target_type="device",
+        target_id=device.asset_tag,
+        details=details,
     )
 
 
@@ -353,7 +398,7 @@ def identities(session: Session, school_id: int) -> Sequence[DeviceIdentity]:
 
 def server_broker_password(settings: Settings) -> str:
     """The server's own broker password for the embedded broker, kept beside its files."""
-    path = settings.broker_dir / "server.secret"
+    path = settings.server_secret_file
     if path.exists():
         return path.read_text().strip()
     settings.broker_dir.mkdir(parents=True, exist_ok=True)
@@ -391,13 +436,10 @@ def write_broker_passwords(
 # --- factory-reset confirmation over HTTPS -----------------------------------------------
 
 
-def confirm_reset(
-    session: Session, box: SecretBox, raw: bytes, *, now: datetime | None = None
-) -> bytes:
-    """Answer a device asking 'may I really erase myself for this command?' with a signed yes/no."""
-    from server.commands.models import Command, CommandStatus
-
-    now = now or utcnow()
+def _signed_by_device(
+    session: Session, raw: bytes, now: datetime
+) -> tuple[DeviceIdentity, dict[str, Any]]:
+    """The enrolled device that signed `raw`, and the verified body; `Unauthorised` otherwise."""
     try:
         claimed = unverified_body(raw)
         identity = identity_by_mqtt_id(session, str(claimed.get("device_id", "")))
@@ -411,6 +453,18 @@ def confirm_reset(
         )
     except EnvelopeError as exc:
         raise Unauthorised(f"The request could not be verified ({exc.reason}).") from exc
+    # An identity follows its device; one whose device now belongs elsewhere speaks for nobody.
+    if identity.device.school_id != identity.school_id:
+        raise Unauthorised("Unknown device.")
+    return identity, body
+
+
+def confirm_reset(
+    session: Session, box: SecretBox, raw: bytes, *, now: datetime | None = None
+) -> bytes:
+    """Answer a device asking 'may I really erase myself for this command?' with a signed yes/no."""
+    now = now or utcnow()
+    identity, body = _signed_by_device(session, raw, now)
     cmd_id = str(body.get("cmd_id", ""))
     command = session.scalar(
         select(Command)
@@ -473,3 +527,48 @@ def school_signing_identity(session: Session, box: SecretBox, school_id: int) ->
     identity = Identity.from_pem(signing_pem)
     session.commit()
     return load_signing_identity(identity.cert_pem(), identity.key_pem(), ca.cert_pem())
+
+
+WHEREABOUTS_FIELDS = frozenset({"v", "kid", "device_id", "iat", "exp", "ssid", "gateway"})
+
+
+def _optional_text(body: dict[str, Any], name: str, limit: int) -> str | None:
+    """A bounded text field of a signed body, or None when absent or empty."""
+    value = body.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        raise ValidationFailed(f"The {name} is not valid.")
+    return value
+
+
+def record_whereabouts(
+    session: Session, raw: bytes, *, public_address: str, now: datetime | None = None
+) -> DeviceIdentity:
+    """Take a kiosk's signed check-in and the address it came from as its network (commits).
+
+    The broker hides a kiosk's address, so this HTTPS call is how the server sees the public
+    address; each check-in must be newer than the last one accepted, so a copy cannot be replayed.
+    """
+    now = now or utcnow()
+    try:
+        address = str(ipaddress.ip_address(public_address))
+    except ValueError:
+        raise ValidationFailed("The request's address is not an internet address.") from None
+    identity, body = _signed_by_device(session, raw, now)
+    if not set(body) <= WHEREABOUTS_FIELDS:
+        raise ValidationFailed("The check-in has fields it should not.")
+    ssid = _optional_text(body, "ssid", 32)
+    gateway = _optional_text(body, "gateway", 45)
+    iat = int(body["iat"])
+    # Rows are locked so two copies arriving together cannot both pass.
+    session.refresh(identity, with_for_update=True)
+    if identity.whereabouts_iat is not None and iat <= identity.whereabouts_iat:
+        raise Unauthorised("The request could not be verified (replayed).")
+    identity.whereabouts_iat = iat
+    identity.last_seen_at = now
+    sighting = events.NetworkSighting(identity.device, now, "device", ssid, gateway, address)
+    events.publish(events.NetworksReported(session, [sighting]))
+    session.commit()
+    log.info("device %s checked in from its public address", identity.device_id)
+    return identity

@@ -9,10 +9,12 @@ from markupsafe import Markup
 from provisioning.qr import qr_svg
 from server.auth.forms import EmptyForm
 from server.auth.permissions import Permission, requires
+from server.db import utcnow
 from server.devices.services import get_device, search_devices
 from server.enrolment import services
 from server.errors import ValidationFailed
 from server.extensions import db_session
+from server.ipads import services as ipads
 
 bp = Blueprint("enrolment", __name__)
 
@@ -33,21 +35,26 @@ def index() -> str:
 def code(asset_tag: str) -> str:
     session = db_session()
     device = get_device(session, current_user.school_id, asset_tag)
-    payload = token = None
+    payload = token = ipad_link = None
     form = EmptyForm()
+    settings = current_app.extensions["trolley.settings"]
     if form.validate_on_submit():
-        token, made = services.issue_enrolment_token(
-            session, current_user, device, current_app.extensions["trolley.settings"]
-        )
-        payload = made.encode()
+        if device.platform.value == "ipados":
+            ipad_link = ipads.enrolment_link(session, current_user, device, settings, now=utcnow())
+        else:
+            token, made = services.issue_enrolment_token(session, current_user, device, settings)
+            payload = made.encode()
     elif form.is_submitted():
         raise ValidationFailed("This form has expired. Reload the page and try again.")
+    shown = ipad_link.url if ipad_link else payload
     return render_template(
         "enrolment/code.html",
         device=device,
+        ipad_link=ipad_link,
+        ipad=ipads.ipad_facts(session, device) if device.platform.value == "ipados" else None,
         payload=payload,
         token=token,
-        qr=Markup(qr_svg(payload, size="260px")) if payload else None,  # noqa: S704 (our own SVG)
+        qr=Markup(qr_svg(shown, size="260px")) if shown else None,  # noqa: S704 (our own SVG)
         identity=services.active_identity(session, device),
         form=EmptyForm(formdata=None),
     )

@@ -9,11 +9,11 @@ from werkzeug.wrappers import Response
 from server.auth.permissions import Permission, requires
 from server.devices.models import Device
 from server.devices.services import get_device
-from server.errors import TrolleyError
 from server.escrow import services
 from server.escrow.forms import DepositForm, RevealForm
 from server.escrow.models import SecretKind
 from server.extensions import db_session
+from server.web import refusing
 
 bp = Blueprint("escrow", __name__)
 
@@ -39,7 +39,7 @@ def deposit(asset_tag: str) -> Response:
     if not form.validate_on_submit():
         flash("Enter the PIN, passcode or password to keep.", "warning")
     else:
-        try:
+        with refusing() as refused:
             services.deposit(
                 session,
                 current_app.extensions["trolley.box"],
@@ -49,10 +49,7 @@ def deposit(asset_tag: str) -> Response:
                 form.secret.data or "",
                 label=form.label.data or "",
             )
-        except TrolleyError as exc:
-            session.rollback()
-            flash(exc.message, "warning")
-        else:
+        if not refused:
             flash(
                 "Kept safely. Only a technician can read it, and every read is recorded.", "success"
             )

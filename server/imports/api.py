@@ -11,6 +11,7 @@ from server.extensions import db_session
 from server.imports import services
 from server.imports.models import ImportUpload
 from server.imports.schemas import (
+    ChangeOut,
     ColumnOut,
     ExportOut,
     ExportQuery,
@@ -19,8 +20,10 @@ from server.imports.schemas import (
     ImportPreviewOut,
     ImportResultOut,
     MissingPlaceOut,
+    NoteOut,
     PlannedOut,
     ProblemOut,
+    RetagOut,
 )
 from server.openapi import current_api_user, endpoint
 
@@ -43,6 +46,9 @@ def preview_out(upload: ImportUpload, plan: services.Plan) -> ImportPreviewOut:
         id=upload.id,
         filename=upload.filename,
         encoding=plan.encoding,
+        encoding_note=plan.encoding_note,
+        header_row=plan.header_row,
+        conventions=plan.conventions,
         expires_at=upload.expires_at,
         rows=plan.rows_read,
         new=summary["new"],
@@ -51,6 +57,16 @@ def preview_out(upload: ImportUpload, plan: services.Plan) -> ImportPreviewOut:
         ok=plan.ok,
         problems=[_problem(p) for p in plan.problems],
         warnings=[_problem(p) for p in plan.warnings],
+        notes=[
+            NoteOut(
+                message=g.message, column=g.column, heading=g.heading, count=g.count, rows=g.rows
+            )
+            for g in plan.warning_groups
+        ],
+        retag_offers=[
+            RetagOut(row=o.row, asset_tag=o.asset_tag, current_tag=o.current_tag)
+            for o in plan.retag_offers
+        ],
         columns=[
             ColumnOut(
                 column=services.column_letter(i),
@@ -66,7 +82,13 @@ def preview_out(upload: ImportUpload, plan: services.Plan) -> ImportPreviewOut:
         places_parent=plan.places_parent,
         create_locations=plan.options.create_locations,
         planned=[
-            PlannedOut(row=r.row, asset_tag=r.asset_tag, action=r.action, changes=sorted(r.changes))
+            PlannedOut(
+                row=r.row,
+                asset_tag=r.asset_tag,
+                action=r.action,
+                changes=sorted(r.changes),
+                shown=[ChangeOut(what=w, before=b, after=a) for w, b, a in r.shown],
+            )
             for r in plan.rows
             if r.action != "unchanged"
         ][:PLANNED_SHOWN],
@@ -80,6 +102,23 @@ def _file_bytes(body: ImportIn) -> bytes:
         return base64.b64decode(body.csv_base64 or "", validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ValidationFailed("csv_base64 is not valid base64.") from exc
+
+
+def _choose_and_preview(upload: ImportUpload, body: ImportOptionsIn) -> ImportPreviewOut:
+    """Save the request's choice of columns and places, then check the file again."""
+    session = db_session()
+    user = current_api_user()
+    services.choose_options(
+        session,
+        user,
+        upload,
+        mapping=body.mapping,
+        create_locations=body.create_locations,
+        location_parent_id=body.location_parent_id,
+        header_row=body.header_row,
+        retag=body.retag,
+    )
+    return preview_out(upload, services.preview_upload(session, user, upload))
 
 
 @endpoint(
@@ -96,15 +135,7 @@ def start_import(body: ImportIn) -> ImportPreviewOut:
     session = db_session()
     user = current_api_user()
     upload = services.start_upload(session, user, filename=body.filename, data=_file_bytes(body))
-    services.choose_options(
-        session,
-        user,
-        upload,
-        mapping=body.mapping,
-        create_locations=body.create_locations,
-        location_parent_id=body.location_parent_id,
-    )
-    return preview_out(upload, services.preview_upload(session, user, upload))
+    return _choose_and_preview(upload, body)
 
 
 @endpoint(
@@ -132,18 +163,8 @@ def get_import(upload_id: str) -> ImportPreviewOut:
     response=ImportPreviewOut,
 )
 def change_import(upload_id: str, body: ImportOptionsIn) -> ImportPreviewOut:
-    session = db_session()
-    user = current_api_user()
-    upload = services.get_upload(session, user, upload_id)
-    services.choose_options(
-        session,
-        user,
-        upload,
-        mapping=body.mapping,
-        create_locations=body.create_locations,
-        location_parent_id=body.location_parent_id,
-    )
-    return preview_out(upload, services.preview_upload(session, user, upload))
+    upload = services.get_upload(db_session(), current_api_user(), upload_id)
+    return _choose_and_preview(upload, body)
 
 
 @endpoint(

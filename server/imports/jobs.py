@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from server.imports.services import purge_expired_uploads
-from server.worker import JobContext, job
+from server.jobs import JobContext, job
 
 
 @job("imports.purge_uploads", every=timedelta(hours=1))

@@ -23,6 +23,8 @@ FieldKey = Literal[
     "supplier",
     "warranty",
     "notes",
+    "warranty_months",
+    "category",
 ]
 
 
@@ -43,10 +45,18 @@ class ImportOptionsIn(BaseModel):
     location_parent_id: int | None = Field(
         default=None, description="The site or building new rooms go in"
     )
+    header_row: int | None = Field(
+        default=None, ge=1, le=10_000, description="The row holding the headings (1 = the first)"
+    )
+    retag: list[str] | None = Field(
+        default=None,
+        max_length=50_000,
+        description="New asset tags whose row may re-tag the device that has its serial number",
+    )
 
 
 class ImportIn(ImportOptionsIn):
-    """A CSV file as text (`csv`) or as base64 bytes in any encoding (`csv_base64`)."""
+    """A CSV file as text (`csv`), or a CSV or .xlsx file as base64 bytes (`csv_base64`)."""
 
     filename: str = Field(default="upload.csv", min_length=1, max_length=255)
     csv: str | None = Field(
@@ -55,7 +65,7 @@ class ImportIn(ImportOptionsIn):
     csv_base64: str | None = Field(
         default=None,
         max_length=7_000_000,
-        description="The CSV file's bytes, base64-encoded (UTF-8 or Windows-1252)",
+        description="The file's bytes, base64-encoded: CSV in any encoding, or an Excel .xlsx",
     )
 
     @model_validator(mode="after")
@@ -80,11 +90,32 @@ class ColumnOut(BaseModel):
     samples: list[str]
 
 
+class ChangeOut(BaseModel):
+    what: str
+    before: str
+    after: str
+
+
 class PlannedOut(BaseModel):
     row: int
     asset_tag: str
     action: Literal["new", "update", "unchanged"]
     changes: list[str]
+    shown: list[ChangeOut] = Field(description="Each changed field, before → after")
+
+
+class RetagOut(BaseModel):
+    row: int
+    asset_tag: str = Field(description="The file's new asset tag")
+    current_tag: str = Field(description="The register's tag for the row's serial number")
+
+
+class NoteOut(BaseModel):
+    message: str
+    column: str | None
+    heading: str | None
+    count: int
+    rows: list[int] = Field(description="The first few rows")
 
 
 class MissingPlaceOut(BaseModel):
@@ -96,6 +127,9 @@ class ImportPreviewOut(BaseModel):
     id: str
     filename: str
     encoding: str
+    encoding_note: str | None = Field(description="Where the file stopped being UTF-8, if it did")
+    header_row: int
+    conventions: dict[str, str] = Field(description="How each date and money column was read")
     expires_at: datetime
     rows: int
     new: int
@@ -104,6 +138,8 @@ class ImportPreviewOut(BaseModel):
     ok: bool = Field(description="True when every row is good and the file can be imported")
     problems: list[ProblemOut]
     warnings: list[ProblemOut]
+    notes: list[NoteOut] = Field(description="The warnings summarised by kind")
+    retag_offers: list[RetagOut]
     columns: list[ColumnOut]
     missing_places: list[MissingPlaceOut]
     places_parent: str | None = Field(description="Where missing places would be added")

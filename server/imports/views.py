@@ -9,13 +9,14 @@ from wtforms.fields.choices import SelectChoice
 
 from server.auth.forms import EmptyForm
 from server.auth.permissions import Permission, requires
-from server.errors import TrolleyError, ValidationFailed
+from server.errors import ValidationFailed
 from server.extensions import db_session
 from server.imports import services
 from server.imports.forms import MappingForm, UploadForm
 from server.imports.models import ImportUpload
 from server.schools import services as places
 from server.schools.models import ALLOWED_PARENTS, LocationKind
+from server.web import refusing
 
 bp = Blueprint("imports", __name__)
 SHOWN_CHANGES = 500
@@ -66,6 +67,8 @@ def _preview_page(upload: ImportUpload, form: MappingForm | None, status: int) -
                 "columns": [m or "" for m in plan.mapping],
                 "create_locations": upload.create_locations,
                 "parent": str(upload.location_parent_id or ""),
+                "header_row": plan.header_row,
+                "retag": list(upload.retag or []),
             },
         )
     form.parent.choices = [SelectChoice("", "Where Trolley suggests")] + [
@@ -102,7 +105,7 @@ def choose(upload_id: str) -> BaseResponse | tuple[str, int]:
     if not form.validate_on_submit():
         return _preview_page(upload, form, 400)
     parent = form.parent.data or ""
-    try:
+    with refusing() as refused:
         services.choose_options(
             session,
             current_user,
@@ -110,11 +113,11 @@ def choose(upload_id: str) -> BaseResponse | tuple[str, int]:
             mapping=[value or None for value in form.columns.data] or None,
             create_locations=form.create_locations.data,
             location_parent_id=int(parent) if parent.isdigit() else None,
+            header_row=form.header_row.data,
+            retag=form.retag.data or [],
         )
-    except TrolleyError as exc:
-        session.rollback()
-        flash(exc.message, "warning")
-        return _preview_page(upload, form, exc.status)
+    if refused.error is not None:
+        return _preview_page(upload, form, refused.error.status)
     return redirect(url_for("imports.check", upload_id=upload.id))
 
 

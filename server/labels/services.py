@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from provisioning.errors import ProvisioningError
+from provisioning.errors import LabelCodeError, ProvisioningError
 from provisioning.labels import (
     L7160,
     L7163,
@@ -28,7 +28,7 @@ from provisioning.labels import (
     render_pdf,
     render_svg_sheets,
 )
-from provisioning.payload import is_http_url, is_valid_asset_tag
+from provisioning.payload import is_valid_asset_tag, place_label_url
 from server.devices.models import Device, DeviceStatus
 from server.errors import NotFound, ValidationFailed
 from server.schools.models import Location, School
@@ -40,7 +40,6 @@ LAYOUT_NAMES = {
     "single": "One 62 × 29 mm label per page (label printers)",
 }
 MEDIA_TYPES = {"pdf": "application/pdf", "html": "text/html", "svg": "image/svg+xml"}
-PLACE_PATH = "/l/"
 MAX_LABELS = 2_000
 CHUNK = 500
 TAG_SPLIT = re.compile(r"[\s,;]+")
@@ -48,9 +47,12 @@ TAG_SPLIT = re.compile(r"[\s,;]+")
 
 def place_url(base_url: str, location_id: int) -> str:
     """The URL printed on a place's label: `<base URL>/l/<id>`."""
-    if not is_http_url(base_url):
-        raise ValidationFailed("The server's address (TROLLEY_BASE_URL) is not an http(s) URL.")
-    return f"{base_url.rstrip('/')}{PLACE_PATH}{location_id}"
+    try:
+        return place_label_url(base_url, location_id)
+    except LabelCodeError as exc:
+        raise ValidationFailed(
+            "The server's address (TROLLEY_BASE_URL) is not an http(s) URL."
+        ) from exc
 
 
 def place_code(location: Location) -> str:

@@ -301,6 +301,19 @@ def book_leaver_meeting(case_id: int, body: MeetingIn) -> CaseOut:
 
 
 @endpoint(
+    "/leavers/<int:case_id>/meeting",
+    "DELETE",
+    permission=Permission.ACCOUNT_USE,
+    summary="Cancel the reset meeting (a calendar cancellation is e-mailed)",
+    tag=TAG,
+    response=CaseOut,
+)
+def cancel_leaver_meeting(case_id: int) -> CaseOut:
+    services.cancel_meeting(db_session(), current_api_user(), case_id)
+    return _case(case_id)
+
+
+@endpoint(
     "/leavers/<int:case_id>/meeting.ics",
     "GET",
     permission=Permission.ACCOUNT_USE,

@@ -84,6 +84,14 @@ class EvidenceForm(FlaskForm):
     )
 
 
+class KeepAccountForm(FlaskForm):
+    reason = StringField(
+        "Why do they keep their Trolley log-in?",
+        validators=[DataRequired("Say why."), Length(min=5, max=500)],
+        description="For example: stays on as a governor.",
+    )
+
+
 class AddDeviceForm(FlaskForm):
     asset_tag = StringField(
         "Asset tag", validators=[DataRequired("Enter an asset tag."), Length(max=32)]

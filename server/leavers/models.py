@@ -112,6 +112,9 @@ class LeaverCase(Base):
     meeting_place: Mapped[str | None] = mapped_column(String(200))
     # The invitation's SEQUENCE: a rebooked meeting replaces the old one in people's calendars.
     meeting_sequence: Mapped[int] = mapped_column(Integer, default=0)
+    # The invitation's UID (RFC 5545: globally unique), made at the first booking and kept, so
+    # a moved or cancelled meeting replaces the same entry in everyone's calendar.
+    meeting_uid: Mapped[str | None] = mapped_column(String(36))
     meeting_booked_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")
     )
@@ -120,6 +123,9 @@ class LeaverCase(Base):
     link_expires_at: Mapped[datetime | None]
     # The school day on which the headteacher was last told about open items (once a day).
     escalated_on: Mapped[date | None]
+    # The leaver's own log-in ends on the last day after sign-off, unless the head says why not.
+    account_ended_at: Mapped[datetime | None]
+    keep_account_reason: Mapped[str | None] = mapped_column(String(500))
 
     school: Mapped[School] = relationship()
     leaver: Mapped[User | None] = relationship(foreign_keys=[leaver_id])

@@ -24,18 +24,22 @@ from server.auth.models import Role
 from server.auth.permissions import Permission, public, requires
 from server.auth.services import school_users
 from server.db import utcnow
-from server.errors import Forbidden, NotFound, TrolleyError, ValidationFailed
+from server.errors import Forbidden, NotFound, ValidationFailed
 from server.extensions import db_session
-from server.leavers import services
+from server.leavers import confirmations, services
 from server.leavers.forms import (
     AddDeviceForm,
     CredentialsForm,
     EvidenceForm,
+    KeepAccountForm,
     MeetingForm,
     OpenCaseForm,
     ScanForm,
 )
 from server.leavers.models import CaseStatus, LeaverCase, Signer
+from server.leavers.pages import HomeCard
+from server.schools.services.clock import local, local_today
+from server.web import refusing, unconfirmed
 
 bp = Blueprint("leavers", __name__)
 
@@ -50,37 +54,31 @@ def _base_url() -> str:
 def _leaver_helpers() -> dict[str, object]:
     """Data for the home card; queried only when the template asks."""
 
-    def leavers_card() -> services.HomeCard | None:
+    def leavers_card() -> HomeCard | None:
         if not current_user.is_authenticated:
             return None
         return services.home_card(db_session(), current_user)
 
-    def leaver_when(moment: datetime | None, case: LeaverCase) -> str:
-        return services.when(moment, case.school)
-
     return {
         "leavers_card": leavers_card,
-        "leaver_when": leaver_when,
-        "leaver_day": services.day_text,
     }
 
 
 def _act(action: Callable[[], object], done: str, back: str) -> Response:
     """Run one step; a refusal is shown on the page it came from (unknown ids stay 404)."""
-    session = db_session()
-    try:
+    with refusing(None) as refused:
         action()
-    except (NotFound, Forbidden):
-        session.rollback()
-        raise
-    except TrolleyError as exc:
-        session.rollback()
-        flash(exc.message, "warning")
-        for issue in exc.details if isinstance(exc.details, list) else []:
-            if isinstance(issue, dict) and issue.get("message"):
-                flash(str(issue["message"]), "warning")
-    else:
+    if isinstance(refused.error, (NotFound, Forbidden)):
+        raise refused.error
+    if not refused.error:
         flash(done, "success")
+        return redirect(back)
+    flash(refused.message, "warning")
+    # Each detail's message too, where it has one (some details only name the devices).
+    details = refused.error.details
+    for issue in details if isinstance(details, list) else []:
+        if isinstance(issue, dict) and issue.get("message"):
+            flash(str(issue["message"]), "warning")
     return redirect(back)
 
 
@@ -95,7 +93,7 @@ def index() -> str:
         "leavers/index.html",
         open_cases=[c for c in cases if c.status is CaseStatus.OPEN],
         closed_cases=[c for c in cases if c.status is CaseStatus.CLOSED],
-        today=services.school_today(current_user.school, utcnow()),
+        today=local_today(current_user.school, utcnow()),
     )
 
 
@@ -125,11 +123,10 @@ def new() -> Response | tuple[str, int]:
     _people_choices(form)
     problem = None
     if form.validate_on_submit():
-        session = db_session()
         assert form.last_day.data is not None
-        try:
+        with refusing(None) as refused:
             opened = services.open_case(
-                session,
+                db_session(),
                 current_user,
                 leaver_id=_int(form.leaver_id.data),
                 leaver_name=form.leaver_name.data or "",
@@ -140,13 +137,14 @@ def new() -> Response | tuple[str, int]:
                 asset_tags=(form.asset_tags.data or "").replace(";", ",").split(","),
                 base_url=_base_url(),
             )
-        except TrolleyError as exc:
-            session.rollback()
-            for issue in exc.details if isinstance(exc.details, list) else []:
+        if refused.error:
+            details = refused.error.details
+            for issue in details if isinstance(details, list) else []:
                 field = getattr(form, str(issue.get("field") or ""), None)
                 if field is not None:
                     field.errors = [*field.errors, issue["message"]]
-            return render_template("leavers/new.html", form=form, problem=exc.message), exc.status
+            page = render_template("leavers/new.html", form=form, problem=refused.message)
+            return page, refused.error.status
         if opened.case.status is CaseStatus.CLOSED:
             flash(opened.case.close_note or "The case closed straight away.", "info")
         else:
@@ -176,6 +174,7 @@ def _checklist_page(case: LeaverCase, url: Callable[..., str], *, via_link: bool
             state=state,
             url=url,
             via_link=via_link,
+            asking_sign=(confirmations.own_sign_off if via_link else confirmations.sign_off)(case),
             credentials=CredentialsForm(formdata=None),
             meeting=meeting,
             form=EmptyForm(),
@@ -185,11 +184,17 @@ def _checklist_page(case: LeaverCase, url: Callable[..., str], *, via_link: bool
     return response
 
 
-def _account_url(case_id: int) -> Callable[..., str]:
+def _urls(prefix: str, **bound: Any) -> Callable[..., str]:
+    """The checklist's links: the same page reached by account or by personal link."""
+
     def url(action: str, **values: Any) -> str:
-        return url_for(f"leavers.{action}", case_id=case_id, **values)
+        return url_for(f"leavers.{prefix}{action}", **bound, **values)
 
     return url
+
+
+def _account_url(case_id: int) -> Callable[..., str]:
+    return _urls("", case_id=case_id)
 
 
 @bp.get("/leavers/mine")
@@ -213,9 +218,7 @@ def detail(case_id: int) -> Response | str:
     manager = services.is_manager(current_user)
     meeting = MeetingForm(formdata=None)
     if case.meeting_starts_at and case.meeting_ends_at:
-        meeting.starts_at.data = services.local(case.meeting_starts_at, case.school).replace(
-            tzinfo=None
-        )
+        meeting.starts_at.data = local(case.meeting_starts_at, case.school).replace(tzinfo=None)
         meeting.minutes.data = int(
             (case.meeting_ends_at - case.meeting_starts_at).total_seconds() // 60
         )
@@ -234,6 +237,8 @@ def detail(case_id: int) -> Response | str:
         sees_personal=manager,
         personal_hidden=PERSONAL_HIDDEN,
         can_sign=can_sign and case.is_open,
+        asking_sign=confirmations.sign_off(case),
+        asking_reset={item.id: confirmations.reset(case, item.id) for item in case.items},
         parts=parts,
         form=EmptyForm(),
         evidence=EvidenceForm(formdata=None),
@@ -262,11 +267,20 @@ def _back(case_id: int) -> str:
     return url_for("leavers.detail", case_id=case_id)
 
 
+def _credential_values(form: CredentialsForm) -> dict[str, Any]:
+    """What the leaver typed; nothing at all from a form that did not validate."""
+    valid = form.validate_on_submit()
+    return {
+        "passcode": (form.passcode.data or "") if valid else "",
+        "account_email": (form.account_email.data or "") if valid else "",
+        "account_password": (form.account_password.data or "") if valid else "",
+    }
+
+
 @bp.post("/leavers/<int:case_id>/items/<int:item_id>/credentials")
 @requires(Permission.ACCOUNT_USE)
 def credentials(case_id: int, item_id: int) -> Response:
-    form = CredentialsForm()
-    valid = form.validate_on_submit()
+    values = _credential_values(CredentialsForm())
     return _act(
         lambda: services.hand_over_credentials(
             db_session(),
@@ -274,9 +288,7 @@ def credentials(case_id: int, item_id: int) -> Response:
             current_user,
             case_id,
             item_id,
-            passcode=(form.passcode.data or "") if valid else "",
-            account_email=(form.account_email.data or "") if valid else "",
-            account_password=(form.account_password.data or "") if valid else "",
+            **values,
         ),
         "Thank you. Kept safely: only the technician can read it, and every read is recorded.",
         _back(case_id),
@@ -311,6 +323,17 @@ def book_meeting(case_id: int) -> Response:
     return _act(
         lambda: services.book_meeting(db_session(), current_user, case_id, **_meeting_values(form)),
         "The meeting is booked; everyone has an invitation.",
+        _back(case_id),
+    )
+
+
+@bp.post("/leavers/<int:case_id>/meeting/cancel")
+@requires(Permission.ACCOUNT_USE)
+def cancel_meeting(case_id: int) -> Response:
+    EmptyForm().validate_on_submit()
+    return _act(
+        lambda: services.cancel_meeting(db_session(), current_user, case_id),
+        "The meeting is cancelled; everyone has a cancellation for their calendar.",
         _back(case_id),
     )
 
@@ -361,6 +384,9 @@ def scan_in(case_id: int) -> Response | str:
 @requires(Permission.COMMANDS_SEND)
 def reset(case_id: int, item_id: int) -> Response:
     EmptyForm().validate_on_submit()
+    asking = confirmations.reset(services.get_case(db_session(), current_user, case_id), item_id)
+    if asking and (page := unconfirmed(asking)):
+        return page
     return _act(
         lambda: services.send_reset(db_session(), current_user, case_id, item_id),
         "Factory reset asked for. A second person (another technician or the headteacher) "
@@ -421,14 +447,12 @@ def refresh(case_id: int) -> Response:
 @requires(Permission.LEAVERS_MANAGE)
 def new_link(case_id: int) -> Response | str:
     EmptyForm().validate_on_submit()
-    session = db_session()
-    try:
-        case, link = services.issue_link(session, current_user, case_id, base_url=_base_url())
-    except (NotFound, Forbidden):
-        raise
-    except TrolleyError as exc:
-        session.rollback()
-        flash(exc.message, "warning")
+    with refusing(None) as refused:
+        case, link = services.issue_link(db_session(), current_user, case_id, base_url=_base_url())
+    if isinstance(refused.error, (NotFound, Forbidden)):
+        raise refused.error
+    if refused:
+        flash(refused.message, "warning")
         return redirect(_back(case_id))
     return render_template("leavers/link.html", case=case, link=link)
 
@@ -437,6 +461,9 @@ def new_link(case_id: int) -> Response | str:
 @requires(Permission.ACCOUNT_USE)
 def sign(case_id: int) -> Response:
     EmptyForm().validate_on_submit()
+    case = services.get_case(db_session(), current_user, case_id)
+    if asking := unconfirmed(confirmations.sign_off(case)):
+        return asking
     return _act(
         lambda: services.sign(db_session(), current_user, case_id),
         "Thank you: your sign-off is recorded.",
@@ -451,6 +478,21 @@ def close(case_id: int) -> Response:
     return _act(
         lambda: services.close_case(db_session(), current_user, case_id),
         "The case is closed.",
+        _back(case_id),
+    )
+
+
+@bp.post("/leavers/<int:case_id>/keep-account")
+@requires(Permission.LEAVERS_MANAGE)
+def keep_account(case_id: int) -> Response:
+    """The headteacher records why the leaver's log-in stays after their last day."""
+    form = KeepAccountForm()
+    if not form.validate_on_submit():
+        flash("Say why they keep their Trolley log-in.", "warning")
+        return redirect(_back(case_id))
+    return _act(
+        lambda: services.keep_account(db_session(), current_user, case_id, form.reason.data or ""),
+        "Recorded: their Trolley log-in stays on after their last day.",
         _back(case_id),
     )
 
@@ -475,10 +517,7 @@ def _expired() -> Response:
 
 
 def _link_url(token: str) -> Callable[..., str]:
-    def url(action: str, **values: Any) -> str:
-        return url_for(f"leavers.link_{action}", token=token, **values)
-
-    return url
+    return _urls("link_", token=token)
 
 
 @bp.get("/leavers/link/<token>")
@@ -500,8 +539,7 @@ def _link_act(token: str, step: Callable[[services.LinkAccess], object], done: s
 @bp.post("/leavers/link/<token>/items/<int:item_id>/credentials")
 @public
 def link_credentials(token: str, item_id: int) -> Response:
-    form = CredentialsForm()
-    valid = form.validate_on_submit()
+    values = _credential_values(CredentialsForm())
     return _link_act(
         token,
         lambda access: services.hand_over_credentials(
@@ -510,9 +548,7 @@ def link_credentials(token: str, item_id: int) -> Response:
             access,
             access.case.id,
             item_id,
-            passcode=(form.passcode.data or "") if valid else "",
-            account_email=(form.account_email.data or "") if valid else "",
-            account_password=(form.account_password.data or "") if valid else "",
+            **values,
         ),
         "Thank you. Kept safely: only the technician can read it, and every read is recorded.",
     )
@@ -556,6 +592,9 @@ def link_invitation(token: str) -> Response:
 @public
 def link_sign(token: str) -> Response:
     EmptyForm().validate_on_submit()
+    access = _link_access(token)
+    if access is not None and (asking := unconfirmed(confirmations.own_sign_off(access.case))):
+        return asking
     return _link_act(
         token,
         lambda access: services.sign(db_session(), access, access.case.id),

@@ -15,7 +15,7 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from server.devices.schemas import parse_money
+from server.devices.services.parsing import parse_money
 from server.disposals.forms import UKDateField
 
 

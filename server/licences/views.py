@@ -11,11 +11,13 @@ from werkzeug.wrappers import Response
 from server.auth.forms import EmptyForm
 from server.auth.permissions import Permission, has_permission, requires
 from server.devices.models import Device
+from server.devices.services.parsing import format_pounds
 from server.errors import TrolleyError
 from server.extensions import db_session
 from server.licences import services
 from server.licences.forms import LicenceForm
 from server.licences.models import InstalledApp, Licence
+from server.web import refusing
 
 bp = Blueprint("licences", __name__)
 FORM_NAMES = {"cost_pence": "cost"}
@@ -100,11 +102,10 @@ def new() -> Response | tuple[str, int]:
     form = LicenceForm()
     error = None
     if form.validate_on_submit():
-        try:
+        with refusing(None) as refused:
             licence = services.create_licence(db_session(), current_user, form.values())
-        except TrolleyError as exc:
-            db_session().rollback()
-            error = _show_errors(form, exc)
+        if refused.error:
+            error = _show_errors(form, refused.error)
         else:
             flash(f"Licence for {licence.app_name} recorded.", "success")
             return _after_save(licence)
@@ -121,17 +122,16 @@ def edit(licence_id: int) -> Response | tuple[str, int]:
             formdata=None,
             obj=licence,
             expires_on=licence.expires_on.strftime("%d/%m/%Y") if licence.expires_on else "",
-            cost=f"£{licence.cost_pence / 100:.2f}" if licence.cost_pence is not None else "",
+            cost=format_pounds(licence.cost_pence) if licence.cost_pence is not None else "",
         )
     else:
         form = LicenceForm()
     error = None
     if form.validate_on_submit():
-        try:
+        with refusing(None) as refused:
             services.update_licence(session, current_user, licence.id, form.values())
-        except TrolleyError as exc:
-            session.rollback()
-            error = _show_errors(form, exc)
+        if refused.error:
+            error = _show_errors(form, refused.error)
         else:
             flash("Saved.", "success")
             return _after_save(licence)

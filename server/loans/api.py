@@ -13,6 +13,7 @@ from server.extensions import db_session
 from server.loans import services
 from server.loans.models import Loan, LoanItem
 from server.loans.schemas import (
+    ByHandIn,
     CountsOut,
     DecisionIn,
     HomeLoanIn,
@@ -90,6 +91,10 @@ def item_out(item: LoanItem) -> ItemOut:
         wipe=words,
         photos_deleted=deleted,
         wipe_unconfirmed_at_out=item.wipe_unconfirmed_at_out,
+        wipe_outstanding=item.wipe_outstanding,
+        checked_by_hand_by=item.wipe_resolved_by.name if item.wipe_resolved_by else None,
+        checked_by_hand_at=item.wipe_resolved_at if item.wipe_resolved_by_id else None,
+        photos_left=item.wipe_photos_left if item.wipe_resolved_by_id else None,
     )
 
 
@@ -233,6 +238,24 @@ def list_loans(query: LoanQuery) -> LoanList:
 )
 def get_loan(loan_id: int) -> LoanOut:
     return loan_out(services.get_loan(db_session(), current_api_user().school_id, loan_id))
+
+
+@endpoint(
+    "/loans/items/<int:item_id>/wiped-by-hand",
+    "POST",
+    permission=Permission.LOANS_USE,
+    summary="Record checking a device's photos by hand when its wipe is not confirmed",
+    tag="loans",
+    body=ByHandIn,
+    response=LoanOut,
+)
+def wiped_by_hand(item_id: int, body: ByHandIn) -> LoanOut:
+    session = db_session()
+    user = current_api_user()
+    item = services.record_wiped_by_hand(
+        session, user, item_id, photos_left=body.photos_left, saw=body.saw
+    )
+    return loan_out(services.get_loan(session, user.school_id, item.loan_id))
 
 
 @endpoint(

@@ -80,3 +80,23 @@ class ResolveForm(FlaskForm):
     note = StringField(
         "What was done", validators=[DataRequired(message="Say what was done."), Length(max=500)]
     )
+
+
+class ByHandForm(FlaskForm):
+    """A person's check of a device's photos by hand: what is left, and what they saw."""
+
+    photos_left = IntegerField(
+        "Photos left afterwards",
+        validators=[Optional(), NumberRange(min=0, max=1_000_000)],
+        description="Leave it empty if you could not count them, and say why.",
+    )
+    saw = StringField("What you saw", validators=[Optional(), Length(max=500)])
+
+
+class LessonEndForm(FlaskForm):
+    """Whether devices still out are asked to wipe their photos at each lesson's end."""
+
+    wipe_at_lesson_end = BooleanField(
+        "Ask devices still out to wipe their photos at the end of each lesson",
+        validators=[Optional()],
+    )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from server.jobs import JobContext, job
 from server.loans.services import Purged, Reconciliation, run_reconciliation, run_retention
-from server.worker import JobContext, job
 
 
 @job("loans.reconcile", every=timedelta(minutes=1))

@@ -14,7 +14,9 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    false,
     text,
+    true,
 )
 from sqlalchemy.orm import Mapped, foreign, mapped_column, relationship
 
@@ -113,6 +115,8 @@ class LoanSettings(Base):
     day_ends: Mapped[time]
     # P-SEC-3: months loans, scans and their timeline entries are kept; None = the default.
     history_months: Mapped[int | None]
+    # P-PHOTO-1: devices still out when a lesson ends are asked to wipe their photos too.
+    wipe_at_lesson_end: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
@@ -172,6 +176,14 @@ class LoanItem(Base):
             sqlite_where=text("state = 'out'"),
             postgresql_where=text("state = 'out'"),
         ),
+        # Wipes not yet confirmed are few: the chasing job and the lead's list read only them.
+        # (Each predicate is written as that database's queries spell the test, so it is used.)
+        Index(
+            "ix_loan_items_wipe_outstanding",
+            "school_id",
+            sqlite_where=text("wipe_outstanding = 1"),
+            postgresql_where=text("wipe_outstanding"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -196,6 +208,25 @@ class LoanItem(Base):
     # At take-out, the previous lesson's wipe had not been confirmed: the teacher was told.
     wipe_unconfirmed_at_out: Mapped[bool] = mapped_column(Boolean, default=False)
     escalated_at: Mapped[datetime | None]
+    # P-PHOTO-1: a wipe was asked for (at the return, or at a lesson's end while out) and neither
+    # the device nor a person has confirmed the photos gone. It stays so until one of them does.
+    wipe_outstanding: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # When the teacher and the computing lead were told the wipe failed or expired.
+    wipe_chased_at: Mapped[datetime | None]
+    # How it was resolved: by a person (who, what they saw, photos left) or, with no person,
+    # by the device's own later answer.
+    wipe_resolved_at: Mapped[datetime | None]
+    wipe_resolved_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    wipe_resolution: Mapped[str | None] = mapped_column(String(500))
+    wipe_photos_left: Mapped[int | None] = mapped_column(Integer)
+    # The wipe asked for at the latest lesson's end while the device was out (no foreign key,
+    # as for the return's wipe).
+    lesson_wipe_command_id: Mapped[int | None] = mapped_column(Integer)
+    lesson_wipe_at: Mapped[datetime | None]
+    # Not back at the end of the day and still out next morning: offered to the headteacher.
+    loss_offered_at: Mapped[datetime | None]
 
     loan: Mapped[Loan] = relationship(back_populates="items")
     device: Mapped[Device] = relationship()
@@ -205,6 +236,10 @@ class LoanItem(Base):
     wipe_command: Mapped[Command | None] = relationship(
         primaryjoin=lambda: foreign(LoanItem.wipe_command_id) == Command.id, viewonly=True
     )
+    lesson_wipe_command: Mapped[Command | None] = relationship(
+        primaryjoin=lambda: foreign(LoanItem.lesson_wipe_command_id) == Command.id, viewonly=True
+    )
+    wipe_resolved_by: Mapped[User | None] = relationship(foreign_keys=[wipe_resolved_by_id])
 
 
 class Scan(Base):

@@ -36,7 +36,13 @@ class ScanIn(BaseModel):
 
     idempotency_key: str | None = Key
     mode: Literal["out", "in"]
-    trolley: int = Field(ge=1, le=MAX_ID, description="The trolley, safe or cupboard's id")
+    trolley: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_ID,
+        description="The trolley, safe or cupboard's id; without it a device comes out of the "
+        "trolley it is in and goes back into the one it lives in",
+    )
     code: Text = Code
     class_label: Text = Field(default="", max_length=64, examples=["Year 4 Oak"])
     due_at: AwareDatetime | None = None
@@ -131,10 +137,30 @@ class ItemOut(BaseModel):
     returned_to: PlaceRef | None
     wrong_trolley: bool
     condition: list[ConditionFlag]
-    wipe_state: Literal["done", "pending", "failed", "by_hand", "none"]
+    wipe_state: Literal["done", "pending", "failed", "by_hand", "by_hand_done", "none"]
     wipe: str = Field(examples=["wiped (3 photos deleted)", "wipe pending"])
     photos_deleted: int | None
     wipe_unconfirmed_at_out: bool
+    wipe_outstanding: bool = Field(
+        description="Photos not yet confirmed gone, by the device or by a person's record"
+    )
+    checked_by_hand_by: str | None = Field(description="Who recorded checking it by hand")
+    checked_by_hand_at: datetime | None
+    photos_left: int | None = Field(description="Photos left, as that person counted them")
+
+
+class ByHandIn(BaseModel):
+    """A person checked a device's photos by hand."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    photos_left: int | None = Field(
+        default=0,
+        ge=0,
+        le=1_000_000,
+        description="Photos still on the device afterwards; null if they could not be counted",
+    )
+    saw: Text = Field(default="", max_length=500, description="What the person saw")
 
 
 class RefusalOut(BaseModel):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
@@ -14,18 +13,21 @@ from server.auth.permissions import Permission, has_permission, requires
 from server.db import utcnow
 from server.devices.models import Device, DeviceStatus
 from server.devices.services import get_device
-from server.errors import TrolleyError
 from server.extensions import db_session
+from server.labels.services import place_url
 from server.loans import services
 from server.loans.forms import (
+    ByHandForm,
     DecisionForm,
     DueForm,
     HomeLoanForm,
+    LessonEndForm,
     PeriodsForm,
     QuickForm,
     ResolveForm,
 )
 from server.loans.models import CONDITION_LABELS, HomeApproval
+from server.web import Refusal, refusing
 
 bp = Blueprint("loans", __name__)
 
@@ -89,16 +91,18 @@ def _loan_helpers() -> dict[str, object]:
 @bp.get("/scan")
 @requires(Permission.LOANS_USE)
 def scan() -> str:
-    """The trolley page: choose the trolley, then scan devices out or back in."""
+    """The trolley page: scan or choose the trolley, then scan devices out or back in."""
     session = db_session()
     trolleys = services.trolley_overview(session, current_user.school_id)
     day = services.school_day(session, current_user.school_id)
     now = utcnow()
+    # Nothing is chosen for the teacher: a trolley picked for them filed returns wrongly.
     wanted = request.args.get("trolley", type=int)
-    selected = next((t for t in trolleys if t.id == wanted), trolleys[0] if trolleys else None)
+    selected = next((t for t in trolleys if t.id == wanted), None)
     return render_template(
         "loans/scan.html",
         trolleys=trolleys,
+        label_urls={t.id: place_url(_base_url(), t.id) for t in trolleys},
         selected=selected,
         mode="in" if request.args.get("mode") == "in" else "out",
         default_due=day.local(day.default_due(now)).strftime("%H:%M"),
@@ -128,15 +132,53 @@ def detail(loan_id: int) -> str:
     loan = services.get_loan(session, current_user.school_id, loan_id)
     day = services.school_day(session, current_user.school_id)
     form = DueForm(formdata=None, due=day.local(loan.due_at).time())
+    earlier = services.earlier_wipes(session, loan)
     return render_template(
         "loans/detail.html",
         loan=loan,
         rows=[(item, *services.wipe_state(item)) for item in loan.items],
+        earlier={
+            item.id: (earlier[item.device_id], *services.wipe_state(earlier[item.device_id]))
+            for item in loan.items
+            if item.device_id in earlier
+        },
         form=form,
+        hand_form=ByHandForm(formdata=None),
         day=day,
         now=utcnow(),
         can_change=loan.teacher_id == current_user.id or _is_lead(),
     )
+
+
+@bp.post("/loans/items/<int:item_id>/wiped-by-hand")
+@requires(Permission.LOANS_USE)
+def wiped_by_hand(item_id: int) -> Response:
+    """A person checked a device's photos by hand: the step a remote wipe could not confirm."""
+    form = ByHandForm()
+    back = request.form.get("next", "")
+    target = back if back.startswith("/loans") and not back.startswith("//") else "/loans/out"
+    if not form.validate_on_submit():
+        flash("Say how many photos are left (0 or more) and what you saw.", "warning")
+        return redirect(target)
+    with refusing(None) as refused:
+        item = services.record_wiped_by_hand(
+            db_session(),
+            current_user,
+            item_id,
+            photos_left=form.photos_left.data,
+            saw=form.saw.data or "",
+        )
+    if not _flash_refusal(refused):
+        flash(
+            f"Recorded: {item.device.asset_tag} checked by hand."
+            + (
+                " Photos are still on it: delete them and record it again."
+                if item.wipe_outstanding
+                else ""
+            ),
+            "success",
+        )
+    return redirect(target)
 
 
 @bp.post("/loans/<int:loan_id>/due")
@@ -148,13 +190,10 @@ def change_due(loan_id: int) -> Response:
     if not form.validate_on_submit():
         flash("Choose the time the devices are due back.", "warning")
         return redirect(url_for("loans.detail", loan_id=loan.id))
-    try:
+    with refusing() as refused:
         due = services.due_today_at(session, current_user.school_id, form.due.data)
         services.change_due(session, current_user, loan.id, due)
-    except TrolleyError as exc:
-        session.rollback()
-        flash(exc.message, "warning")
-    else:
+    if not refused:
         flash("Due time changed.", "success")
     return redirect(url_for("loans.detail", loan_id=loan.id))
 
@@ -167,14 +206,14 @@ def still_out() -> str:
     now = utcnow()
     out = services.devices_out(session, current_user.school_id, now=now)
     lead = _is_lead()
-    since = now - timedelta(days=7)
     return render_template(
         "loans/out.html",
         out=out,
         now=now,
         day=services.school_day(session, current_user.school_id),
-        wipes=services.wipes_to_check(session, current_user.school_id, since=since) if lead else [],
+        wipes=services.wipes_to_check(session, current_user.school_id) if lead else [],
         wipe_state=services.wipe_state,
+        hand_form=ByHandForm(formdata=None),
         lead=lead,
     )
 
@@ -187,14 +226,11 @@ def take_out_device(asset_tag: str) -> Response:
     device = get_device(session, current_user.school_id, asset_tag)
     form = QuickForm()
     if form.validate_on_submit():
-        try:
+        with refusing() as refused:
             result = services.quick_take_out(
                 session, current_user, device, transfer=bool(form.transfer.data)
             )
-        except TrolleyError as exc:
-            session.rollback()
-            flash(exc.message, "warning")
-        else:
+        if not refused:
             _flash_result(result)
     return redirect(url_for("devices.detail", asset_tag=device.asset_tag))
 
@@ -205,12 +241,9 @@ def return_device(asset_tag: str) -> Response:
     session = db_session()
     device = get_device(session, current_user.school_id, asset_tag)
     if EmptyForm().validate_on_submit():
-        try:
+        with refusing() as refused:
             result = services.quick_return(session, current_user, device)
-        except TrolleyError as exc:
-            session.rollback()
-            flash(exc.message, "warning")
-        else:
+        if not refused:
             _flash_result(result)
     return redirect(url_for("devices.detail", asset_tag=device.asset_tag))
 
@@ -219,6 +252,16 @@ def _flash_result(result: services.ScanResult) -> None:
     flash(result.message + (f" {result.counts.text}." if result.counts else ""), "success")
     for warning in result.warnings:
         flash(warning, "warning")
+
+
+def _flash_refusal(refused: Refusal) -> bool:
+    """Flash a refusal as a warning, except a report that does not exist: that is a 404 page."""
+    if refused.error is None:
+        return False
+    if refused.error.status == 404:
+        raise refused.error
+    flash(refused.message, "warning")
+    return True
 
 
 @bp.route("/loans/periods", methods=["GET", "POST"])
@@ -242,7 +285,7 @@ def periods() -> Response | tuple[str, int]:
                 for p in day.periods
             ],
         )
-        return render_template("loans/periods.html", form=form, day=day, errors=[]), 200
+        return _periods_page(form, day, [], 200)
     form = PeriodsForm()
     errors: list[str] = []
     if form.validate_on_submit():
@@ -260,14 +303,13 @@ def periods() -> Response | tuple[str, int]:
         if incomplete:
             errors = [f"{name} needs a start and an end time." for name in incomplete]
         else:
-            try:
+            with refusing(None) as refused:
                 services.save_school_day(session, current_user, rows, form.day_ends.data)
                 months = form.history_months.data
                 if months and months != services.history_months(session, current_user.school_id):
                     services.set_history_months(session, current_user, months)
-            except TrolleyError as exc:
-                session.rollback()
-                errors = [d["message"] for d in exc.details or []] or [exc.message]
+            if refused:
+                errors = refused.messages
             else:
                 flash("Lesson times saved.", "success")
                 return redirect(url_for("loans.periods"))
@@ -276,7 +318,39 @@ def periods() -> Response | tuple[str, int]:
         errors = [f"Keep loan history for {low} to {high} months."]
     else:
         errors = ["Check the times: use hours and minutes, such as 09:00."]
-    return render_template("loans/periods.html", form=form, day=day, errors=errors), 400
+    return _periods_page(form, day, errors, 400)
+
+
+def _periods_page(
+    form: PeriodsForm, day: services.SchoolDay, errors: list[str], status: int
+) -> tuple[str, int]:
+    session = db_session()
+    lesson_end = LessonEndForm(
+        formdata=None,
+        wipe_at_lesson_end=services.wipes_at_lesson_end(session, current_user.school_id),
+    )
+    return render_template(
+        "loans/periods.html", form=form, day=day, errors=errors, lesson_end=lesson_end
+    ), status
+
+
+@bp.post("/loans/periods/lesson-end")
+@requires(Permission.LOCATIONS_WRITE)
+def lesson_end() -> Response:
+    """P-PHOTO-1: whether devices still out wipe their photos at each lesson's end."""
+    form = LessonEndForm()
+    if form.validate_on_submit():
+        enabled = bool(form.wipe_at_lesson_end.data)
+        session = db_session()
+        if enabled != services.wipes_at_lesson_end(session, current_user.school_id):
+            services.set_lesson_end_wipe(session, current_user, enabled=enabled)
+        flash(
+            "Devices still out are asked to wipe their photos at the end of each lesson."
+            if enabled
+            else "Devices still out keep their photos until they are returned.",
+            "success",
+        )
+    return redirect(url_for("loans.periods"))
 
 
 @bp.route("/loans/home", methods=["GET", "POST"])
@@ -288,7 +362,7 @@ def home() -> Response | tuple[str, int]:
     status = 200
     if request.method == "POST":
         if form.validate_on_submit():
-            try:
+            with refusing(None) as refused:
                 services.request_home_loan(
                     session,
                     current_user,
@@ -297,10 +371,10 @@ def home() -> Response | tuple[str, int]:
                     reason=form.reason.data or "",
                     base_url=_base_url(),
                 )
-            except TrolleyError as exc:
-                session.rollback()
-                problems = [d["message"] for d in exc.details or []] if exc.details else []
-                form.asset_tags.errors = [exc.message, *problems]
+            if refused.error is not None:
+                # The refusal first, then each code it names (when it names any).
+                problems = refused.messages if refused.error.details else []
+                form.asset_tags.errors = [refused.message, *problems]
                 status = 400
             else:
                 flash(
@@ -333,7 +407,7 @@ def decide(loan_id: int) -> Response:
     if not form.validate_on_submit():
         flash("Choose approve or decline.", "warning")
         return redirect(url_for("loans.home"))
-    try:
+    with refusing() as refused:
         services.decide_home_loan(
             session,
             current_user,
@@ -341,10 +415,7 @@ def decide(loan_id: int) -> Response:
             approve=form.decision.data == "approve",
             note=form.note.data or "",
         )
-    except TrolleyError as exc:
-        session.rollback()
-        flash(exc.message, "warning")
-    else:
+    if not refused:
         flash(
             "Approved: the devices are signed out."
             if form.decision.data == "approve"
@@ -371,14 +442,9 @@ def damage() -> str:
 def repair(report_id: int) -> Response:
     session = db_session()
     if EmptyForm().validate_on_submit():
-        try:
+        with refusing(None) as refused:
             report = services.put_in_repair(session, current_user, report_id)
-        except TrolleyError as exc:
-            session.rollback()
-            if exc.status == 404:
-                raise
-            flash(exc.message, "warning")
-        else:
+        if not _flash_refusal(refused):
             flash(f"{report.device.asset_tag} is in repair and will not go out.", "success")
     return redirect(url_for("loans.damage"))
 
@@ -389,14 +455,9 @@ def resolve(report_id: int) -> Response:
     session = db_session()
     form = ResolveForm()
     if form.validate_on_submit():
-        try:
+        with refusing(None) as refused:
             services.resolve_damage(session, current_user, report_id, form.note.data or "")
-        except TrolleyError as exc:
-            session.rollback()
-            if exc.status == 404:
-                raise
-            flash(exc.message, "warning")
-        else:
+        if not _flash_refusal(refused):
             flash("Closed.", "success")
     else:
         flash("Say what was done.", "warning")

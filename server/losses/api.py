@@ -6,7 +6,7 @@ from server.auth.permissions import Permission, has_permission
 from server.commands.models import Command
 from server.extensions import db_session
 from server.losses import services
-from server.losses.models import LossReport
+from server.losses.models import LossReport, PossibleLoss
 from server.losses.schemas import (
     AssessmentIn,
     AssessmentOut,
@@ -18,6 +18,7 @@ from server.losses.schemas import (
     DecisionIn,
     DecisionOut,
     DeliveryOut,
+    DismissIn,
     FactoryResetIn,
     FactsOut,
     IcoReportIn,
@@ -31,6 +32,8 @@ from server.losses.schemas import (
     LossSummary,
     LostModeOut,
     OutcomeOut,
+    PossibleLossList,
+    PossibleLossOut,
     SettingsIn,
     SettingsOut,
     StepOut,
@@ -173,6 +176,61 @@ def losses_list(query: LossQuery) -> LossList:
 def losses_report(body: LossIn) -> LossOut:
     loss = services.report_loss(db_session(), current_api_user(), **body.model_dump())
     return _fresh(loss)
+
+
+def _offer(offer: PossibleLoss) -> PossibleLossOut:
+    return PossibleLossOut(
+        id=offer.id,
+        asset_tag=offer.device.asset_tag,
+        source=offer.source,
+        why=offer.source.label,
+        raised_at=offer.raised_at,
+        last_seen_at=offer.last_seen_at,
+        last_seen_where=offer.last_seen_where,
+        circumstances=offer.circumstances,
+    )
+
+
+@endpoint(
+    "/losses/possible",
+    "GET",
+    permission=Permission.LOSSES_MANAGE,
+    summary="Devices possibly lost: not back by next morning, or missing at an audit's close",
+    tag=TAG,
+    response=PossibleLossList,
+)
+def possible_list() -> PossibleLossList:
+    found = services.possible_losses(db_session(), current_api_user().school_id)
+    return PossibleLossList(items=[_offer(offer) for offer in found])
+
+
+@endpoint(
+    "/losses/possible/<int:offer_id>/report",
+    "POST",
+    permission=Permission.LOSSES_MANAGE,
+    summary="Report a possibly lost device lost, in one action, with what Trolley knows",
+    tag=TAG,
+    response=LossOut,
+    status=201,
+)
+def possible_report(offer_id: int) -> LossOut:
+    return _fresh(services.report_possible_loss(db_session(), current_api_user(), offer_id))
+
+
+@endpoint(
+    "/losses/possible/<int:offer_id>/dismiss",
+    "POST",
+    permission=Permission.LOSSES_MANAGE,
+    summary="Say a possibly lost device is not lost, and why",
+    tag=TAG,
+    body=DismissIn,
+    response=PossibleLossOut,
+)
+def possible_dismiss(offer_id: int, body: DismissIn) -> PossibleLossOut:
+    offer = services.dismiss_possible_loss(
+        db_session(), current_api_user(), offer_id, note=body.note
+    )
+    return _offer(offer)
 
 
 @endpoint(

@@ -130,3 +130,13 @@ class SettingsForm(FlaskForm):
         validators=[Optional(), Length(max=254)],
         description="They are e-mailed about every loss, and reminded from 48 hours on.",
     )
+
+
+class DismissForm(FlaskForm):
+    """The headteacher says a possibly lost device is not lost, and why."""
+
+    note = StringField(
+        "Why it is not lost",
+        validators=[DataRequired("Say why the device is not lost."), Length(max=500)],
+        description="For example: in the office for repair.",
+    )

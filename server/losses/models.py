@@ -167,3 +167,71 @@ class LossSettings(Base):
     dpo_email: Mapped[str | None] = mapped_column(String(254))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class PossibleLossSource(enum.StrEnum):
+    """Why Trolley thinks a device may be lost (P-TROLLEY-2, P-AUDIT-1)."""
+
+    NOT_BACK = "not_back"  # not back at the end of the day, still not found next morning
+    AUDIT = "audit"  # missing when a termly audit was signed off
+
+    @property
+    def label(self) -> str:
+        return POSSIBLE_SOURCE_LABELS[self]
+
+
+POSSIBLE_SOURCE_LABELS = {
+    PossibleLossSource.NOT_BACK: "Not back at the end of the day, and not found next morning",
+    PossibleLossSource.AUDIT: "Missing when the termly audit was signed off",
+}
+
+
+class PossibleLossOutcome(enum.StrEnum):
+    REPORTED = "reported"
+    FOUND = "found"
+    DISMISSED = "dismissed"
+
+    @property
+    def label(self) -> str:
+        return self.value.capitalize()
+
+
+class PossibleLoss(Base):
+    """A device Trolley offers the headteacher as possibly lost, until it is reported or found."""
+
+    __tablename__ = "possible_losses"
+    __table_args__ = (
+        Index("ix_possible_losses_school_id_resolved_at", "school_id", "resolved_at"),
+        # One open offer per device, however many workers or audits raise one at once.
+        Index(
+            "uq_possible_losses_open_device",
+            "device_id",
+            unique=True,
+            sqlite_where=text("resolved_at IS NULL"),
+            postgresql_where=text("resolved_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    school_id: Mapped[int] = mapped_column(ForeignKey("schools.id", ondelete="CASCADE"))
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    source: Mapped[PossibleLossSource] = mapped_column(enum_column(PossibleLossSource))
+    # The loan item or the audit that raised it (their tables are other domains' branches).
+    source_id: Mapped[int] = mapped_column(Integer)
+    raised_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # What Trolley knew, ready for a loss report made in one action.
+    last_seen_at: Mapped[datetime | None]
+    last_seen_where: Mapped[str] = mapped_column(String(200))
+    circumstances: Mapped[str] = mapped_column(Text)
+    resolved_at: Mapped[datetime | None]
+    resolution: Mapped[PossibleLossOutcome | None] = mapped_column(enum_column(PossibleLossOutcome))
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    note: Mapped[str | None] = mapped_column(String(500))
+    loss_report_id: Mapped[int | None] = mapped_column(ForeignKey("loss_reports.id"))
+
+    device: Mapped[Device] = relationship()
+    resolved_by: Mapped[User | None] = relationship()
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None

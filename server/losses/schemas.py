@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from server.commands.models import CommandStatus
-from server.losses.models import Decision, LossKind, Outcome, RiskLevel
+from server.losses.models import Decision, LossKind, Outcome, PossibleLossSource, RiskLevel
 
 # Emptiness is the service's to judge, so people get its plain messages; lengths are checked here.
 
@@ -136,7 +136,10 @@ class FactsOut(BaseModel):
     last_check_in: datetime | None
     profile_name: str | None
     passcode: str
+    encryption: str
+    settings: str
     restrictions: list[str]
+    not_enforced: list[str]
     lost_mode: str
     enrolled: bool
 
@@ -224,3 +227,26 @@ class TermLogOut(BaseModel):
 
 class LossLog(BaseModel):
     terms: list[TermLogOut]
+
+
+class PossibleLossOut(BaseModel):
+    """A device offered to the headteacher as possibly lost (P-LOSS-1)."""
+
+    id: int
+    asset_tag: str
+    source: PossibleLossSource
+    why: str
+    raised_at: datetime
+    last_seen_at: datetime | None
+    last_seen_where: str
+    circumstances: str
+
+
+class PossibleLossList(BaseModel):
+    items: list[PossibleLossOut]
+
+
+class DismissIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str = Field(max_length=500, description="Why the device is not lost, e.g. where it is")

@@ -15,21 +15,23 @@ from server.auth.forms import EmptyForm
 from server.auth.permissions import Permission, has_permission, requires
 from server.db import utcnow
 from server.devices.models import Device
-from server.errors import TrolleyError
 from server.extensions import db_session
-from server.losses import services
+from server.losses import confirmations, services
 from server.losses.forms import (
     LOCAL_FORMAT,
     AssessmentForm,
     AwarenessForm,
     CloseForm,
     DecisionForm,
+    DismissForm,
     IcoForm,
     ReportForm,
     ResetForm,
     SettingsForm,
 )
 from server.losses.models import LossKind, LossReport, Outcome, RiskLevel
+from server.schools.services import from_local, local
+from server.web import Confirmation, Refusal, refusing, unconfirmed
 
 bp = Blueprint("losses", __name__)
 
@@ -62,24 +64,26 @@ def _loss_helpers() -> dict[str, object]:
         terms = services.term_log(db_session(), current_user.school_id)
         return [(t.name, len(t.entries)) for t in terms[:3]]
 
+    def losses_possible() -> int:
+        if not _manager():
+            return 0
+        return services.open_offer_count(db_session(), current_user.school_id)
+
     def loss_for_device(device: Device) -> LossReport | None:
         return services.open_loss_for(db_session(), device)
-
-    def loss_when(moment: datetime | None) -> str:
-        return services.when(moment, current_user.school)
 
     return {
         "losses_open": losses_open,
         "losses_mine": losses_mine,
         "losses_per_term": losses_per_term,
+        "losses_possible": losses_possible,
         "loss_for_device": loss_for_device,
-        "loss_when": loss_when,
     }
 
 
 def _local_input(moment: datetime) -> datetime:
     """A stored time as a naive local time, for a date-and-time box."""
-    return services.local(moment, current_user.school).replace(tzinfo=None)
+    return local(moment, current_user.school).replace(tzinfo=None)
 
 
 @bp.get("/losses")
@@ -87,11 +91,46 @@ def _local_input(moment: datetime) -> datetime:
 def index() -> str:
     session = db_session()
     losses = services.list_losses(session, current_user)
+    manager = _manager()
     return render_template(
         "losses/index.html",
         rows=[(loss, services.clock(loss)) for loss in losses],
-        manager=_manager(),
+        manager=manager,
+        possible=services.possible_losses(session, current_user.school_id) if manager else [],
+        plain=EmptyForm(formdata=None),
+        dismiss=DismissForm(formdata=None),
     )
+
+
+@bp.post("/losses/possible/<int:offer_id>/report")
+@requires(Permission.LOSSES_MANAGE)
+def report_possible(offer_id: int) -> Response:
+    """P-LOSS-1: the one action that reports an offered device lost."""
+    if not EmptyForm().validate_on_submit():
+        flash("This form has expired. Reload the page and try again.", "warning")
+        return redirect(url_for("losses.index", _anchor="possible"))
+    with refusing() as refused:
+        loss = services.report_possible_loss(db_session(), current_user, offer_id)
+    if refused:
+        return redirect(url_for("losses.index", _anchor="possible"))
+    flash(f"{loss.device.asset_tag} is reported lost; lost mode is on its way.", "success")
+    return redirect(url_for("losses.detail", loss_id=loss.id))
+
+
+@bp.post("/losses/possible/<int:offer_id>/dismiss")
+@requires(Permission.LOSSES_MANAGE)
+def dismiss_possible(offer_id: int) -> Response:
+    form = DismissForm()
+    if not form.validate_on_submit():
+        flash("Say why the device is not lost.", "warning")
+        return redirect(url_for("losses.index", _anchor="possible"))
+    with refusing() as refused:
+        offer = services.dismiss_possible_loss(
+            db_session(), current_user, offer_id, note=form.note.data or ""
+        )
+    if not refused:
+        flash(f"{offer.device.asset_tag} is recorded as not lost.", "success")
+    return redirect(url_for("losses.index", _anchor="possible"))
 
 
 @bp.route("/losses/new", methods=["GET", "POST"])
@@ -103,22 +142,20 @@ def new() -> Response | tuple[str, int]:
         form.last_seen_at.data = _local_input(utcnow()).replace(second=0, microsecond=0)
     problem = None
     if form.validate_on_submit():
-        session = db_session()
-        try:
+        with refusing(None) as refused:
             loss = services.report_loss(
-                session,
+                db_session(),
                 current_user,
                 asset_tag=form.asset_tag.data or "",
                 kind=LossKind(form.kind.data),
-                last_seen_at=services.from_local(form.last_seen_at.data, current_user.school),
+                last_seen_at=from_local(form.last_seen_at.data, current_user.school),
                 last_seen_where=form.last_seen_where.data or "",
                 circumstances=form.circumstances.data or "",
                 police_reference=form.police_reference.data,
             )
-        except TrolleyError as exc:
-            session.rollback()
-            _show_errors(form, exc)
-            return render_template("losses/new.html", form=form, problem=exc.message), exc.status
+        if refused:
+            status = _show_errors(form, refused)
+            return render_template("losses/new.html", form=form, problem=refused.message), status
         flash(
             f"Thank you. {loss.device.asset_tag} is reported {loss.kind.value} and the "
             "headteacher has been told.",
@@ -131,12 +168,15 @@ def new() -> Response | tuple[str, int]:
     return render_template("losses/new.html", form=form, problem=problem), status
 
 
-def _show_errors(form: FlaskForm, exc: TrolleyError) -> None:
-    details = exc.details if isinstance(exc.details, list) else []
+def _show_errors(form: FlaskForm, refused: Refusal) -> int:
+    """Show each refused field's message beside its box; the refusal's HTTP status."""
+    assert refused.error is not None
+    details = refused.error.details if isinstance(refused.error.details, list) else []
     for issue in details:
         field = getattr(form, issue.get("field") or "", None)
         if field is not None:
             field.errors = [*field.errors, issue["message"]]
+    return refused.error.status
 
 
 def _forms(loss: LossReport, found: services.Case, bound: dict[str, FlaskForm]) -> dict[str, Any]:
@@ -178,6 +218,11 @@ def _detail_page(
             loss=loss,
             manager=_manager(),
             forms=_forms(loss, found, bound or {}),
+            asking={
+                "lost_mode": confirmations.lost_mode(loss),
+                "factory_reset": confirmations.factory_reset(loss),
+                "wipe_photos": confirmations.wipe_photos(loss),
+            },
             problem=problem,
             max_local=_local_input(found.clock.now).strftime(LOCAL_FORMAT),
         ),
@@ -192,11 +237,14 @@ def detail(loss_id: int) -> tuple[str, int]:
 
 
 def _step(
-    loss_id: int, name: str, form: FlaskForm, apply: Callable[[LossReport], str]
+    loss_id: int,
+    name: str,
+    form: FlaskForm,
+    apply: Callable[[LossReport], str],
+    asking: Callable[[LossReport], Confirmation] | None = None,
 ) -> Response | tuple[str, int]:
     """Run one of the headteacher's steps; a refusal shows on the case page, nothing half-done."""
-    session = db_session()
-    loss = services.get_loss(session, current_user, loss_id)
+    loss = services.get_loss(db_session(), current_user, loss_id)
     if not form.validate_on_submit():
         first = next((e for errors in form.errors.values() for e in errors), None)
         return _detail_page(
@@ -205,12 +253,13 @@ def _step(
             problem=str(first or "Some details are missing; see below."),
             bound={name: form},
         )
-    try:
+    if asking is not None and (page := unconfirmed(asking(loss))):
+        return page
+    with refusing(None) as refused:
         message = apply(loss)
-    except TrolleyError as exc:
-        session.rollback()
-        _show_errors(form, exc)
-        return _detail_page(loss, status=exc.status, problem=exc.message, bound={name: form})
+    if refused:
+        status = _show_errors(form, refused)
+        return _detail_page(loss, status=status, problem=refused.message, bound={name: form})
     flash(message, "success")
     return redirect(url_for("losses.detail", loss_id=loss.id))
 
@@ -244,7 +293,7 @@ def awareness(loss_id: int) -> Response | tuple[str, int]:
             db_session(),
             current_user,
             loss,
-            services.from_local(form.aware_at.data, current_user.school),
+            from_local(form.aware_at.data, current_user.school),
             form.reason.data or "",
         )
         return "The time of awareness has changed; the 72 hours run from it."
@@ -290,7 +339,7 @@ def lost_mode(loss_id: int) -> Response | tuple[str, int]:
         services.retry_lost_mode(db_session(), current_user, loss)
         return "Lost mode is on its way to the device."
 
-    return _step(loss_id, "plain", EmptyForm(), apply)
+    return _step(loss_id, "plain", EmptyForm(), apply, confirmations.lost_mode)
 
 
 @bp.post("/losses/<int:loss_id>/factory-reset")
@@ -302,7 +351,7 @@ def factory_reset(loss_id: int) -> Response | tuple[str, int]:
         services.request_factory_reset(db_session(), current_user, loss, form.reason.data or "")
         return "Factory reset asked for. A second person (a technician) must approve it."
 
-    return _step(loss_id, "reset", form, apply)
+    return _step(loss_id, "reset", form, apply, confirmations.factory_reset)
 
 
 @bp.post("/losses/<int:loss_id>/wipe-photos")
@@ -312,7 +361,7 @@ def wipe_photos(loss_id: int) -> Response | tuple[str, int]:
         services.wipe_photos(db_session(), current_user, loss)
         return "Photo wipe is on its way to the device."
 
-    return _step(loss_id, "plain", EmptyForm(), apply)
+    return _step(loss_id, "plain", EmptyForm(), apply, confirmations.wipe_photos)
 
 
 @bp.post("/losses/<int:loss_id>/close")
@@ -368,13 +417,11 @@ def settings() -> Response | tuple[str, int]:
         form = SettingsForm()
     problem = None
     if form.validate_on_submit():
-        try:
+        with refusing(None) as refused:
             services.update_settings(session, current_user, dpo_email=form.dpo_email.data)
-        except TrolleyError as exc:
-            session.rollback()
-            problem = exc.message
-        else:
+        if not refused:
             flash("Saved.", "success")
             return redirect(url_for("losses.settings"))
+        problem = refused.message
     status = 400 if form.is_submitted() else 200
     return render_template("losses/settings.html", form=form, problem=problem), status

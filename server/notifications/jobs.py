@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from server.jobs import JobContext, job
 from server.notifications.services import SendReport, send_due_email
-from server.worker import JobContext, job
 
 
 @job("notifications.send_email", every=timedelta(seconds=5))

@@ -1,4 +1,4 @@
-"""Forms for the staff personal devices register (P-REG-6)."""
+"""Forms for staff personal devices: the register, photo use and reports (P-REG-6, P-PHOTO-4)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,13 @@ from typing import Any
 
 from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 from server.disposals.forms import UKDateField
+from server.personal_devices.models import PhotoDayState, ReportKind
+
+CONFIRMED_STATES = (PhotoDayState.MOVED_AND_DELETED, PhotoDayState.NOT_USED)
 
 
 class EntryForm(FlaskForm):
@@ -45,3 +49,40 @@ class RemoveForm(FlaskForm):
         validators=[DataRequired("Say why, for example 'member of staff left'."), Length(max=500)],
     )
     removed_on = UKDateField("Date removed", validators=[Optional()], description="Today if empty")
+
+
+class AuthoriseForm(FlaskForm):
+    starts_on = UKDateField("First day", validators=[DataRequired("Enter the first day.")])
+    ends_on = UKDateField("Last day", validators=[DataRequired("Enter the last day.")])
+    purpose = StringField(
+        "What for", validators=[Optional(), Length(max=500)], description="For example the trip"
+    )
+
+
+class WithdrawForm(FlaskForm):
+    reason = StringField(
+        "Why is photo use withdrawn?",
+        validators=[DataRequired("Say why."), Length(max=500)],
+    )
+
+
+class ConfirmForm(FlaskForm):
+    state = SelectField(
+        "What happened to the day's photos",
+        choices=[SelectChoice(s.value, s.label) for s in CONFIRMED_STATES],
+        validators=[DataRequired()],
+    )
+    day = UKDateField("Day", validators=[Optional()], description="Today if empty")
+
+
+class ReportForm(FlaskForm):
+    kind = SelectField(
+        "What happened to the device",
+        choices=[SelectChoice(k.value, k.label) for k in ReportKind],
+        validators=[DataRequired()],
+    )
+    happened_on = UKDateField("When", validators=[DataRequired("Enter the day it happened.")])
+    details = TextAreaField(
+        "What happened, as far as you know",
+        validators=[DataRequired("Say what happened."), Length(max=4000)],
+    )

@@ -1,8 +1,9 @@
-"""API shapes for the staff personal devices register (P-REG-6)."""
+"""API shapes for staff personal devices: the register, photo use and reports."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -66,3 +67,72 @@ class EntryList(BaseModel):
     current: int
     removed: int
     items: list[EntryOut]
+
+
+class AuthorisationIn(BaseModel):
+    """P-PHOTO-4: the headteacher allows school photos on the device from one day to another."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    starts_on: UKDate
+    ends_on: UKDate
+    purpose: str | None = Field(default=None, max_length=500)
+
+
+class WithdrawIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class AuthorisationOut(BaseModel):
+    id: int
+    device_id: int
+    starts_on: date
+    ends_on: date
+    last_day: date
+    purpose: str | None
+    granted_by: str | None
+    granted_at: datetime
+    withdrawn_on: date | None
+    withdrawn_reason: str | None
+
+
+class ConfirmIn(BaseModel):
+    """The owner's word for one day: the photos were moved and deleted, or none were taken."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    state: Literal["moved_and_deleted", "not_used"]
+    day: UKDate | None = Field(default=None, description="Today if left out")
+
+
+class DayOut(BaseModel):
+    day: date
+    state: Literal["moved_and_deleted", "not_used", "not_confirmed"]
+    confirmed_at: datetime | None
+    late: bool
+    owner_chased: bool
+    head_chased: bool
+
+
+class DayList(BaseModel):
+    items: list[DayOut]
+
+
+class ReportIn(BaseModel):
+    """P-LOSS-4: the device was lost, stolen or passed to a new owner."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    kind: Literal["lost", "stolen", "new_owner"]
+    happened_on: UKDate
+    details: str = Field(min_length=1, max_length=4000)
+
+
+class ReportOut(BaseModel):
+    id: int
+    device_id: int
+    kind: str
+    happened_on: date
+    reported_at: datetime

@@ -16,6 +16,7 @@ from server.openapi import current_api_user, endpoint
 from server.profiles import services
 from server.profiles.models import FilterException, Profile, TargetType
 from server.profiles.schemas import (
+    AppliedSettingOut,
     AssignmentIn,
     AssignmentList,
     AssignmentOut,
@@ -40,6 +41,9 @@ from server.profiles.schemas import (
     ProfileList,
     ProfileSummary,
     ResolutionOut,
+    UnblockList,
+    UnblockOut,
+    UnblockQuery,
     ValidateIn,
     ValidateOut,
     VersionIn,
@@ -397,6 +401,7 @@ def device_profile(asset_tag: str) -> ResolutionOut:
     device = services.device_by_tag(session, user.school_id, asset_tag)
     resolution = services.resolve(session, device)
     row = services.device_compliance(session, device)
+    applied = services.applied_view(session, device)
     version = resolution.profile_version
     return ResolutionOut(
         asset_tag=device.asset_tag,
@@ -408,6 +413,18 @@ def device_profile(asset_tag: str) -> ResolutionOut:
         desired_sha256=row.desired_sha256 if row else None,
         applied_sha256=row.applied_sha256 if row else None,
         state=row.state if row else None,
+        settings=[
+            AppliedSettingOut(
+                setting=s.setting,
+                wanted=s.wanted,
+                state=s.state,  # type: ignore[arg-type]
+                detail=s.detail,
+                evidence=s.evidence,
+                since=s.since,
+            )
+            for s in applied.rows
+        ],
+        settings_reported_at=applied.reported_at,
     )
 
 
@@ -436,6 +453,9 @@ def compliance(query: ComplianceQuery) -> ComplianceOut:
                 published_at=r.published_at,
                 reported_at=r.reported_at,
                 state=r.state,
+                settings_reported=r.settings_reported,
+                settings_not_enforced=r.settings_not_enforced,
+                settings_at=r.settings_at,
             )
             for r in rows
         ],
@@ -462,6 +482,24 @@ def list_exceptions(query: ExceptionQuery) -> ExceptionList:
     )
     return ExceptionList(
         items=[_exception_out(e, labels[(e.target_type, e.target_id)]) for e in items]
+    )
+
+
+@endpoint(
+    "/filter-exceptions/preview",
+    "GET",
+    permission=Permission.LOANS_USE,
+    summary="What each address would unblock (the site or pages a filter matches), or why not",
+    tag=TAG,
+    query=UnblockQuery,
+    response=UnblockList,
+)
+def preview_unblock(query: UnblockQuery) -> UnblockList:
+    return UnblockList(
+        items=[
+            UnblockOut(typed=u.typed, address=u.address, reach=u.reach, problem=u.problem)
+            for u in services.preview_unblock(query.urls.splitlines())
+        ]
     )
 
 
@@ -495,11 +533,7 @@ def request_exception(body: ExceptionIn) -> ExceptionOut:
 
 
 def _decision(exception_id: int, body: DecisionIn, action: str) -> ExceptionOut:
-    decide = {
-        "approve": services.approve_exception,
-        "decline": services.decline_exception,
-        "revoke": services.revoke_exception,
-    }[action]
+    decide = services.DECISIONS[action]
     exception = decide(db_session(), current_api_user(), exception_id, body.note)
     return _one_exception(exception)
 

@@ -24,6 +24,12 @@ class VersionForm(FlaskForm):
     note = StringField("What changed and why", validators=[Optional(), Length(max=500)])
 
 
+class SettingsForm(FlaskForm):
+    """The settings editor's own fields; the settings themselves are checked by the loader."""
+
+    note = StringField("What changed and why", validators=[Optional(), Length(max=500)])
+
+
 class AssignForm(FlaskForm):
     target = SelectField("Assign to", choices=[], validate_choice=True)
     asset_tag = StringField(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from server.jobs import JobContext, job
 from server.profiles import services
-from server.worker import JobContext, job
 
 log = logging.getLogger(__name__)
 

@@ -181,6 +181,9 @@ class DeviceDesiredState(Base):
     )
     document: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     sha256: Mapped[str] = mapped_column(String(64))
+    # How many settings the document manages: a device is compliant once it has reported
+    # every one of them enforced.
+    settings_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     published_sha256: Mapped[str | None] = mapped_column(String(64))
     published_at: Mapped[datetime | None]
@@ -189,7 +192,8 @@ class DeviceDesiredState(Base):
 
 
 class DeviceProfileStatus(Base):
-    """What a device last reported it applied (the hash from its signed report)."""
+    """What a device last reported it applied (the hash from its signed report), and when it last
+    reported its settings one by one, for which document."""
 
     __tablename__ = "device_profile_statuses"
 
@@ -200,3 +204,41 @@ class DeviceProfileStatus(Base):
     school_id: Mapped[int] = mapped_column(ForeignKey("schools.id", ondelete="CASCADE"), index=True)
     applied_sha256: Mapped[str | None] = mapped_column(String(64))
     reported_at: Mapped[datetime]
+    settings_sha256: Mapped[str | None] = mapped_column(String(64))
+    settings_at: Mapped[datetime | None]
+    # Counted from the settings rows when they are written, so compliance reads one row a device.
+    settings_reported: Mapped[int | None] = mapped_column(Integer)
+    settings_not_enforced: Mapped[int | None] = mapped_column(Integer)
+
+
+class AppliedState(enum.StrEnum):
+    """What a device said about one setting (the wire's `SettingState`)."""
+
+    ENFORCED = "enforced"
+    NOT_SUPPORTED = "not_supported"
+    FAILED = "failed"
+
+    @property
+    def label(self) -> str:
+        return {"enforced": "Enforced", "not_supported": "Cannot", "failed": "Failed"}[self.value]
+
+
+class DeviceAppliedSetting(Base):
+    """One setting as a device last reported it: the state, why, what it read back, and since when.
+
+    A device's rows describe the document `profile_sha256`; each report replaces them.
+    """
+
+    __tablename__ = "device_applied_settings"
+    __table_args__ = (UniqueConstraint("device_id", "setting"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    school_id: Mapped[int] = mapped_column(ForeignKey("schools.id", ondelete="CASCADE"), index=True)
+    setting: Mapped[str] = mapped_column(String(80))
+    state: Mapped[AppliedState] = mapped_column(enum_column(AppliedState))
+    detail: Mapped[str] = mapped_column(String(500), default="")
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    profile_sha256: Mapped[str] = mapped_column(String(64))
+    # When the device first reported this state (a later report in the same state keeps it).
+    since: Mapped[datetime]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -142,6 +142,17 @@ class AssignmentIn(Strict):
     )
 
 
+class AppliedSettingOut(BaseModel):
+    setting: str
+    wanted: str = Field(description="What the profile asks, in words")
+    state: Literal["enforced", "not_supported", "failed", "not_known"] = Field(
+        description="What the device reported; not_known when it has not said"
+    )
+    detail: str
+    evidence: dict[str, Any]
+    since: datetime | None
+
+
 class ResolutionOut(BaseModel):
     asset_tag: str
     profile_id: int | None
@@ -152,10 +163,25 @@ class ResolutionOut(BaseModel):
     desired_sha256: str | None
     applied_sha256: str | None
     state: str | None
+    settings: list[AppliedSettingOut] = Field(
+        description="Each setting of the profile as the device reported it (P-PROFILE-1)"
+    )
+    settings_reported_at: datetime | None
 
 
 class ComplianceQuery(Strict):
-    state: Literal["compliant", "pending", "drifting", "never_reported", "unassigned"] | None = None
+    state: (
+        Literal[
+            "compliant",
+            "partial",
+            "unconfirmed",
+            "pending",
+            "drifting",
+            "never_reported",
+            "unassigned",
+        ]
+        | None
+    ) = None
 
 
 class ComplianceRowOut(BaseModel):
@@ -167,6 +193,11 @@ class ComplianceRowOut(BaseModel):
     published_at: datetime | None
     reported_at: datetime | None
     state: str
+    settings_reported: int | None = Field(
+        description="Settings of the desired profile the device reported on"
+    )
+    settings_not_enforced: int | None
+    settings_at: datetime | None
 
 
 class ComplianceOut(BaseModel):
@@ -187,6 +218,21 @@ class ExceptionIn(Strict):
 
 class ExceptionQuery(Strict):
     status: ExceptionStatus | None = None
+
+
+class UnblockQuery(Strict):
+    urls: str = Field(default="", max_length=5_000, description="Addresses, one per line")
+
+
+class UnblockOut(BaseModel):
+    typed: str
+    address: str | None = Field(description="What is asked for; null when it cannot be used")
+    reach: str = Field(examples=["youtube.com/watch and every page under it"])
+    problem: str | None
+
+
+class UnblockList(BaseModel):
+    items: list[UnblockOut]
 
 
 class DecisionIn(Strict):

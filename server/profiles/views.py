@@ -4,19 +4,22 @@ device groups and temporary filter exceptions."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from device_profiles import SigningIdentity
+from device_profiles import CompileWarning, SigningIdentity
+from device_profiles import Profile as ProfileSettings
+from device_profiles.descriptions import in_words
+from device_profiles.form import app_choices, form_values
 from server.auth.permissions import Permission, requires
 from server.db import utcnow
 from server.devices.models import Device
-from server.errors import Conflict, TrolleyError, ValidationFailed
+from server.devices.services import PROTECTION_LABELS
+from server.errors import Conflict, ValidationFailed
 from server.extensions import db_session
 from server.profiles import services
 from server.profiles.forms import (
@@ -27,9 +30,13 @@ from server.profiles.forms import (
     GroupDevicesForm,
     GroupForm,
     NewProfileForm,
+    SettingsForm,
     VersionForm,
 )
-from server.profiles.models import ExceptionStatus, Profile, TargetType
+from server.profiles.models import ExceptionStatus, Profile, ProfileVersion, TargetType
+from server.schools.models import Location
+from server.schools.services import from_local
+from server.web import refusing
 
 bp = Blueprint("profiles", __name__)
 
@@ -37,20 +44,16 @@ bp = Blueprint("profiles", __name__)
 # --- helpers --------------------------------------------------------------------------------
 
 
-def _zone() -> ZoneInfo:
-    try:
-        return ZoneInfo(current_user.school.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("Europe/London")
+@bp.app_template_filter("profile_words")
+def profile_words(text: str) -> str:
+    """Text naming the profile language's keys, with the keys in words."""
+    return in_words(text)
 
 
-@bp.app_template_filter("profiles_local_time")
-def profiles_local_time(value: datetime | None) -> str:
-    """An aware time shown in the school's own time zone."""
-    if value is None:
-        return "—"
-    zone = _zone() if current_user.is_authenticated else ZoneInfo("Europe/London")
-    return value.astimezone(zone).strftime("%d %b %Y %H:%M")
+@bp.app_template_filter("profile_text")
+def profile_text(yaml_text: str) -> str:
+    """A profile's text as staff are shown it."""
+    return services.staff_text(yaml_text)
 
 
 def _signing() -> SigningIdentity | None:
@@ -93,12 +96,35 @@ def _split_tags(text: str) -> list[str]:
     return [t for t in re.split(r"[\s,;]+", text) if t]
 
 
+def _around_editor(
+    profile: Profile,
+    settings: ProfileSettings | None,
+    warnings: dict[str, list[CompileWarning]],
+) -> dict[str, Any]:
+    """What both editors show around the profile: its gaps, downloads and assignments."""
+    session = db_session()
+    assign_form = AssignForm()
+    assign_form.target.choices = _target_choices(school=True)
+    return {
+        "profile": profile,
+        "latest": services.latest_version(session, profile),
+        "gaps": services.platform_gaps(session, profile, settings, warnings)
+        if settings is not None
+        else [],
+        "assignments": services.list_assignments(session, current_user, profile),
+        "assign_form": assign_form,
+        "confirm": ConfirmForm(),
+        "signing": _signing() is not None,
+    }
+
+
 def _editor(
     profile: Profile, form: VersionForm, *, errors: list[dict[str, Any]] | None = None
 ) -> str:
+    """The advanced view: the profile as YAML, checked as it is typed."""
     session = db_session()
     latest = services.latest_version(session, profile)
-    text = form.yaml_text.data or latest.yaml_text
+    text = form.yaml_text.data or services.staff_text(latest.yaml_text)
     checked = services.validate_text(text, f"{profile.slug}.yaml")
     outputs = (
         services.previews(
@@ -109,22 +135,60 @@ def _editor(
         if checked.profile is not None
         else {}
     )
-    assign_form = AssignForm()
-    assign_form.target.choices = _target_choices(school=True)
     return render_template(
-        "profiles/editor.html",
-        profile=profile,
-        latest=latest,
+        "profiles/yaml.html",
+        **_around_editor(profile, checked.profile, checked.warnings),
         form=form,
+        text=text,
         errors=errors if errors is not None else [e.as_dict() for e in checked.errors],
-        warnings=checked.warnings,
         previews=outputs,
         labels=services.TARGET_LABELS,
-        assignments=services.list_assignments(session, current_user, profile),
-        assign_form=assign_form,
-        confirm=ConfirmForm(),
-        signing=_signing() is not None,
+        setting_labels=services.SETTING_LABELS,
     )
+
+
+def _settings_editor(
+    profile: Profile,
+    fields: dict[str, list[str]] | None = None,
+    *,
+    check: services.FormCheck | None = None,
+    errors: tuple[dict[str, list[str]], list[str]] | None = None,
+    form: SettingsForm | None = None,
+) -> str:
+    """The settings editor: switches and lists in groups, with a preview and the changes."""
+    session = db_session()
+    latest = services.latest_version(session, profile)
+    in_force = services.loaded(latest)
+    if check is not None:
+        errors = (check.field_errors, check.general_errors)
+    in_force_outputs = services.previews(
+        in_force, school=services.get_school(session, profile.school_id), version=latest.number
+    )
+    return render_template(
+        "profiles/editor.html",
+        **_around_editor(profile, in_force, {t: r.warnings for t, r in in_force_outputs.items()}),
+        groups=services.groups(),
+        values=fields if fields is not None else form_values(in_force),
+        check=check,
+        field_errors=errors[0] if errors else {},
+        general_errors=errors[1] if errors else [],
+        app_choices=app_choices,
+        in_force=services.platform_previews(in_force, in_force_outputs),
+        form=form or SettingsForm(),
+    )
+
+
+def _flash_saved(version: ProfileVersion | None) -> None:
+    if version is None:
+        flash("Nothing changed, so no new version was saved.", "info")
+    else:
+        flash(f"Saved version {version.number}. Assigned devices get it shortly.", "success")
+
+
+def _posted_settings() -> dict[str, list[str]]:
+    """The settings fields of the posted form, by key path."""
+    own = ("csrf_token", "note", "action")
+    return {key: request.form.getlist(key) for key in request.form if key not in own}
 
 
 # --- profiles -------------------------------------------------------------------------------
@@ -167,7 +231,7 @@ def create() -> Response | tuple[str, int]:
     form = _new_profile_form()
     if not form.validate_on_submit():
         return _index(form, 400)
-    try:
+    with refusing(None) as refused:
         profile = services.create_profile(
             db_session(),
             current_user,
@@ -175,9 +239,9 @@ def create() -> Response | tuple[str, int]:
             note=form.note.data or "",
             start_from=form.start_from.data or None,
         )
-    except TrolleyError as exc:
-        form.name.errors = [exc.message]
-        return _index(form, exc.status)
+    if refused.error:
+        form.name.errors = [refused.message]
+        return _index(form, refused.error.status)
     flash(
         f"{profile.name} is saved as version 1. It is not on any device until you assign it.",
         "success",
@@ -188,10 +252,37 @@ def create() -> Response | tuple[str, int]:
 @bp.get("/profiles/<int:profile_id>")
 @requires(Permission.FILTERING_MANAGE)
 def editor(profile_id: int) -> str:
+    return _settings_editor(services.get_profile(db_session(), current_user, profile_id))
+
+
+@bp.post("/profiles/<int:profile_id>/settings")
+@requires(Permission.FILTERING_MANAGE)
+def save_settings(profile_id: int) -> Response | tuple[str, int]:
+    session = db_session()
+    profile = services.get_profile(session, current_user, profile_id)
+    form = SettingsForm()
+    fields = _posted_settings()
+    if not form.validate_on_submit():
+        return _settings_editor(profile, fields, form=form), 400
+    if request.form.get("action") != "save":
+        check = services.check_form(session, profile, fields)
+        status = 200 if check.profile is not None else 400
+        return _settings_editor(profile, fields, check=check, form=form), status
+    with refusing(None) as refused:
+        version = services.save_form(session, current_user, profile, fields, form.note.data or "")
+    if refused.error:
+        details = refused.error.details if isinstance(refused.error.details, list) else []
+        errors = services.errors_by_field(details) if details else ({}, [refused.message])
+        return _settings_editor(profile, fields, errors=errors, form=form), refused.error.status
+    _flash_saved(version)
+    return redirect(url_for("profiles.editor", profile_id=profile.id))
+
+
+@bp.get("/profiles/<int:profile_id>/yaml")
+@requires(Permission.FILTERING_MANAGE)
+def yaml_editor(profile_id: int) -> str:
     profile = services.get_profile(db_session(), current_user, profile_id)
-    form = VersionForm()
-    form.yaml_text.data = services.latest_version(db_session(), profile).yaml_text
-    return _editor(profile, form)
+    return _editor(profile, VersionForm())
 
 
 @bp.post("/profiles/<int:profile_id>")
@@ -202,19 +293,15 @@ def save(profile_id: int) -> Response | tuple[str, int]:
     form = VersionForm()
     if not form.validate_on_submit():
         return _editor(profile, form), 400
-    try:
+    with refusing() as refused:
         version = services.save_version(
             session, current_user, profile, form.yaml_text.data or "", form.note.data or ""
         )
-    except TrolleyError as exc:
-        details = exc.details if isinstance(exc.details, list) else []
-        flash(exc.message, "warning")
-        return _editor(profile, form, errors=details), exc.status
-    if version is None:
-        flash("Nothing changed, so no new version was saved.", "info")
-    else:
-        flash(f"Saved version {version.number}. Assigned devices get it shortly.", "success")
-    return redirect(url_for("profiles.editor", profile_id=profile.id))
+    if refused.error:
+        details = refused.error.details if isinstance(refused.error.details, list) else []
+        return _editor(profile, form, errors=details), refused.error.status
+    _flash_saved(version)
+    return redirect(url_for("profiles.yaml_editor", profile_id=profile.id))
 
 
 @bp.get("/profiles/<int:profile_id>/history")
@@ -261,11 +348,9 @@ def archive(profile_id: int) -> Response:
     session = db_session()
     profile = services.get_profile(session, current_user, profile_id)
     ConfirmForm().validate_on_submit()  # CSRFProtect already refused a forged request
-    try:
+    with refusing() as refused:
         services.set_archived(session, current_user, profile, not profile.archived)
-    except TrolleyError as exc:
-        flash(exc.message, "warning")
-    else:
+    if not refused:
         flash(f"{profile.name} is {'archived' if profile.archived else 'back in use'}.", "info")
     return redirect(url_for("profiles.index"))
 
@@ -283,12 +368,10 @@ def assign(profile_id: int) -> Response:
     if not form.validate_on_submit():
         flash("Choose where to assign the profile.", "warning")
         return redirect(url_for("profiles.editor", profile_id=profile.id))
-    try:
+    with refusing() as refused:
         target, target_id = _parse_target(form.target.data or "", form.asset_tag.data)
         services.assign(session, current_user, profile, target, target_id)
-    except TrolleyError as exc:
-        flash(exc.message, "warning")
-    else:
+    if not refused:
         flash(f"{profile.name} is assigned. The devices it applies to get it shortly.", "success")
     return redirect(url_for("profiles.editor", profile_id=profile.id))
 
@@ -323,6 +406,8 @@ def compliance() -> str:
         "profiles/compliance.html",
         summary=services.compliance_summary(session, school_id),
         labels=services.COMPLIANCE_LABELS,
+        partial=services.compliance(session, school_id, states=["partial"]),
+        unconfirmed=services.compliance(session, school_id, states=["unconfirmed"]),
         drifting=services.compliance(session, school_id, states=["drifting"]),
         pending=services.compliance(session, school_id, states=["pending", "never_reported"]),
     )
@@ -347,11 +432,11 @@ def groups() -> Response | tuple[str, int]:
     form = GroupForm()
     status = 200
     if form.validate_on_submit():
-        try:
+        with refusing(None) as refused:
             group = services.create_group(session, current_user, form.name.data or "")
-        except TrolleyError as exc:
-            form.name.errors = [exc.message]
-            status = exc.status
+        if refused.error:
+            form.name.errors = [refused.message]
+            status = refused.error.status
         else:
             flash(f"Group {group.name} added. Now add its devices.", "success")
             return redirect(url_for("profiles.group", group_id=group.id))
@@ -370,13 +455,13 @@ def group(group_id: int) -> Response | tuple[str, int]:
     form = GroupDevicesForm()
     status = 200
     if form.validate_on_submit():
-        try:
+        with refusing(None) as refused:
             added = services.add_to_group(
                 session, current_user, found, _split_tags(form.asset_tags.data or "")
             )
-        except TrolleyError as exc:
-            form.asset_tags.errors = [exc.message]
-            status = exc.status
+        if refused.error:
+            form.asset_tags.errors = [refused.message]
+            status = refused.error.status
         else:
             flash(f"{added} device(s) added to {found.name}.", "success")
             return redirect(url_for("profiles.group", group_id=found.id))
@@ -419,6 +504,7 @@ def exceptions() -> str:
         manages=manages,
         decision=DecisionForm(),
         now=utcnow(),
+        unblocks=services.preview_unblock,
     )
 
 
@@ -428,9 +514,9 @@ def request_exception() -> Response | tuple[str, int]:
     form = ExceptionForm()
     form.target.choices = _target_choices(school=False)
     status = 200
+    shown = services.preview_unblock((form.urls.data or "").splitlines())
     if form.validate_on_submit():
-        zone = _zone()
-        try:
+        with refusing() as refused:
             target, target_id = _parse_target(form.target.data or "", form.asset_tag.data)
             if target_id is None:
                 raise ValidationFailed("Choose which devices.")
@@ -442,43 +528,45 @@ def request_exception() -> Response | tuple[str, int]:
                 class_label=form.class_label.data or "",
                 target_type=target,
                 target_id=target_id,
-                starts_at=_aware(form.starts_at.data, zone),
-                ends_at=_aware(form.ends_at.data, zone),
+                starts_at=_aware(form.starts_at.data),
+                ends_at=_aware(form.ends_at.data),
             )
-        except TrolleyError as exc:
-            flash(exc.message, "warning")
-            status = exc.status
+        if refused.error:
+            status = refused.error.status
         else:
+            reach = "; ".join(dict.fromkeys(u.reach for u in shown))
             flash(
-                "Your request is with the computing lead. You will be told when they decide.",
+                f"Your request is with the computing lead: it unblocks {reach}. "
+                "You will be told when they decide.",
                 "success",
             )
             return redirect(url_for("profiles.exceptions"))
     elif request.method == "POST":
         status = 400
     return render_template(
-        "profiles/exception_form.html", form=form, max_days=services.MAX_EXCEPTION_DAYS
+        "profiles/exception_form.html",
+        form=form,
+        max_days=services.MAX_EXCEPTION_DAYS,
+        shown=shown,
     ), status
 
 
-def _aware(value: datetime | None, zone: ZoneInfo) -> datetime:
+def _aware(value: datetime | None) -> datetime:
     if value is None:  # the form's DataRequired makes this unreachable
         raise ValidationFailed("Give the start and the end.")
-    return value.replace(tzinfo=zone).astimezone(UTC)
+    return from_local(value, current_user.school)
 
 
 def _decide(exception_id: int, action: str) -> Response:
     form = DecisionForm()
     form.validate_on_submit()
-    decide = {
-        "approve": services.approve_exception,
-        "decline": services.decline_exception,
-        "revoke": services.revoke_exception,
-    }[action]
-    try:
+    decide = services.DECISIONS[action]
+    with refusing(None) as refused:
         exception = decide(db_session(), current_user, exception_id, form.note.data or "")
-    except (ValidationFailed, Conflict) as exc:
-        flash(exc.message, "warning")
+    if isinstance(refused.error, (ValidationFailed, Conflict)):
+        flash(refused.message, "warning")
+    elif refused.error is not None:
+        raise refused.error  # a request that is not there is the error page, not a warning
     else:
         flash(
             f"Request {exception.id} is now {exception.status.value}; "
@@ -526,8 +614,21 @@ def _partials() -> dict[str, object]:
             return None
         return services.device_panel(db_session(), current_user, device)
 
+    def profiles_place_devices(location: Location) -> list[services.PlaceDevice] | None:
+        if not current_user.is_authenticated:
+            return None
+        return services.place_devices(db_session(), current_user, location)
+
+    def profiles_reported() -> services.ReportedSummary | None:
+        if not current_user.is_authenticated:
+            return None
+        return services.reported_summary(db_session(), current_user)
+
     return {
         "profiles_home": profiles_home,
         "profiles_my_requests": profiles_my_requests,
         "profiles_device_panel": profiles_device_panel,
+        "profiles_place_devices": profiles_place_devices,
+        "profiles_reported": profiles_reported,
+        "protection_labels": PROTECTION_LABELS,
     }

@@ -19,6 +19,10 @@ from server.schools.services import add_location, create_school
 
 DEMO_SLUG = "oakfield"
 DEMO_PASSWORD = "oakfield-demo-1"
+DEMO_ACCOUNTS_AGE = timedelta(days=30)
+# Six iPads of the Year 3 trolley are managed through Apple's MDM protocol, as a school's iPads
+# would be; the demo's other devices run the kiosk client over MQTT.
+MDM_IPADS = tuple(f"OAK-IPAD-{slot:03d}" for slot in range(25, 31))
 DEMO_PEOPLE = [
     (Role.TEACHER, "teacher@oakfield.example", "Amira Khan"),
     (Role.COMPUTING_LEAD, "computing@oakfield.example", "Tom Price"),
@@ -66,10 +70,18 @@ def seed_demo(session: Session) -> tuple[School, list[DemoLogin]]:
         )
         for role, email, name in DEMO_PEOPLE
     }
+    for person in people.values():
+        # The demo school has used Trolley for a while: its approvers are past their
+        # cooling-off, so a factory reset can be approved on the first day of a demo.
+        person.created_at -= DEMO_ACCOUNTS_AGE
     sbm = people[Role.SBM]
 
     def place(
-        kind: LocationKind, name: str, parent: Location | None = None, capacity: int | None = None
+        kind: LocationKind,
+        name: str,
+        parent: Location | None = None,
+        capacity: int | None = None,
+        code: str | None = None,
     ) -> Location:
         return add_location(
             session,
@@ -79,6 +91,7 @@ def seed_demo(session: Session) -> tuple[School, list[DemoLogin]]:
             name=name,
             parent=parent,
             capacity=capacity,
+            code=code,
         )
 
     site = place(LocationKind.SITE, "Oakfield Road site")
@@ -93,14 +106,19 @@ def seed_demo(session: Session) -> tuple[School, list[DemoLogin]]:
             "Head's office",
         )
     }
+    # Each storage place has the short code printed on its label (and shown on the scan page).
     trolleys = {
         year: place(
-            LocationKind.TROLLEY, f"Year {year} trolley", rooms[f"Year {year} classroom"], 30
+            LocationKind.TROLLEY,
+            f"Year {year} trolley",
+            rooms[f"Year {year} classroom"],
+            30,
+            f"Y{year}-TROLLEY",
         )
         for year in (3, 4, 6)
     }
-    place(LocationKind.SAFE, "Office safe", rooms["School office"], 10)
-    place(LocationKind.SAFE, "Head's office safe", rooms["Head's office"], 10)
+    place(LocationKind.SAFE, "Office safe", rooms["School office"], 10, "OFFICE-SAFE")
+    place(LocationKind.SAFE, "Head's office safe", rooms["Head's office"], 10, "HEAD-SAFE")
 
     rng = random.Random(2026)  # the same demo school every time
     fleet = [
@@ -175,8 +193,9 @@ def demo_fleet_arguments(database: Any, settings: Any) -> list[str]:
 
     The simulator enrols them over HTTP, exactly as a real kiosk would.
     """
+    from server.chromebooks.models import GoogleDevice
     from server.enrolment.models import DeviceIdentity
-    from server.enrolment.services import issue_enrolment_token
+    from server.enrolment.services import issue_enrolment_tokens
 
     fleet_dir = settings.instance_dir / "fleet"
     fleet_dir.mkdir(parents=True, exist_ok=True)
@@ -187,15 +206,22 @@ def demo_fleet_arguments(database: Any, settings: Any) -> list[str]:
                 select(DeviceIdentity.device_id).where(DeviceIdentity.revoked_at.is_(None))
             )
         )
-        devices = session.scalars(
-            select(Device)
-            .join(School, School.id == Device.school_id)
-            .where(School.slug == DEMO_SLUG)
-        ).all()
+        # Chromebooks Google manages are reached through Google, and the MDM iPads through
+        # Apple's protocol: neither is a simulated kiosk client.
+        by_google = set(session.scalars(select(GoogleDevice.device_id)))
+        devices = [
+            device
+            for device in session.scalars(
+                select(Device)
+                .join(School, School.id == Device.school_id)
+                .where(School.slug == DEMO_SLUG)
+            )
+            if device.id not in by_google and device.asset_tag not in MDM_IPADS
+        ]
+        waiting = [device for device in devices if device.id not in enrolled]
         codes = [
-            issue_enrolment_token(session, None, device, settings)[1].encode()
-            for device in devices
-            if device.id not in enrolled
+            payload.encode()
+            for _token, payload in issue_enrolment_tokens(session, None, waiting, settings)
         ]
     payload_file.write_text("".join(f"{code}\n" for code in codes))
     return [

@@ -74,3 +74,27 @@ class TermForm(FlaskForm):
     half_term_starts_on = DateField("Half term starts", validators=[DataRequired()])
     half_term_ends_on = DateField("Half term ends", validators=[DataRequired()])
     ends_on = DateField("Term ends", validators=[DataRequired()])
+
+
+class NetworkForm(FlaskForm):
+    """One of the school's networks: a Wi-Fi name, a public address range, or both."""
+
+    site_id = SelectField("Site", choices=[], validate_choice=False)
+    ssid = StringField(
+        "Wi-Fi name",
+        validators=[Optional(), Length(max=32)],
+        description="As it shows on a device's Wi-Fi list, e.g. OAKFIELD-STAFF.",
+    )
+    public_range = StringField(
+        "School's internet address",
+        validators=[Optional(), Length(max=49)],
+        description="Ask your IT support for the school's public address or range, e.g. "
+        "81.2.69.160 or 81.2.69.0/24. Chromebooks are judged by this.",
+    )
+
+    def values(self) -> dict[str, Any]:
+        return {
+            "site_id": int(self.site_id.data) if self.site_id.data else None,
+            "ssid": self.ssid.data or "",
+            "public_range": self.public_range.data or "",
+        }

@@ -94,3 +94,21 @@ class Location(Base):
     @property
     def is_storage(self) -> bool:
         return self.kind in STORAGE_KINDS
+
+
+class SchoolNetwork(Base):
+    """A network the school owns, by site: a Wi-Fi name or a public address range (CIDR).
+
+    A device that reports a network on none of these lists is off-site (P-TROLLEY-2).
+    """
+
+    __tablename__ = "school_networks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    school_id: Mapped[int] = mapped_column(ForeignKey("schools.id", ondelete="CASCADE"), index=True)
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("locations.id", ondelete="CASCADE"))
+    ssid: Mapped[str | None] = mapped_column(String(32))
+    public_range: Mapped[str | None] = mapped_column(String(49))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    site: Mapped[Location | None] = relationship()

@@ -10,8 +10,16 @@ from server.auth.permissions import Permission, requires
 from server.errors import TrolleyError
 from server.extensions import db_session
 from server.schools import services
-from server.schools.forms import KIND_LABELS, ConfirmForm, LocationEditForm, LocationForm, TermForm
-from server.schools.models import STORAGE_KINDS, Location
+from server.schools.forms import (
+    KIND_LABELS,
+    ConfirmForm,
+    LocationEditForm,
+    LocationForm,
+    NetworkForm,
+    TermForm,
+)
+from server.schools.models import STORAGE_KINDS, Location, LocationKind
+from server.web import refusing
 
 bp = Blueprint("schools", __name__)
 
@@ -62,11 +70,10 @@ def add_location() -> Response | tuple[str, int]:
     form.parent_id.choices = _parent_choices(list(places), "", set())
     if not form.validate_on_submit():
         return _tree_page(form, "Check the highlighted details.", 400)
-    try:
+    with refusing(None) as refused:
         location = services.create_location(db_session(), actor=current_user, **form.values())
-    except TrolleyError as exc:
-        db_session().rollback()
-        return _tree_page(form, _problem(exc), exc.status)
+    if refused.error:
+        return _tree_page(form, _problem(refused.error), refused.error.status)
     flash(f"{location.name} added.", "success")
     return redirect(url_for("schools.location", location_id=location.id))
 
@@ -126,16 +133,15 @@ def edit_location(location_id: int) -> Response | tuple[str, int]:
     )
     if not form.validate_on_submit():
         return _location_page(found, form, "Check the highlighted details.", 400)
-    try:
+    with refusing(None) as refused:
         services.edit_location(
             session,
             actor=current_user,
             location_id=found.id,
             changes=form.changes(storage=found.is_storage),
         )
-    except TrolleyError as exc:
-        session.rollback()
-        return _location_page(found, form, _problem(exc), exc.status)
+    if refused.error:
+        return _location_page(found, form, _problem(refused.error), refused.error.status)
     flash("Saved.", "success")
     return redirect(url_for("schools.location", location_id=found.id))
 
@@ -148,11 +154,10 @@ def delete_location(location_id: int) -> Response | tuple[str, int]:
     name, parent_id = found.name, found.parent_id
     if not ConfirmForm().validate_on_submit():
         return _location_page(found, None, "This form has expired; reload the page.", 400)
-    try:
+    with refusing(None) as refused:
         services.delete_location(session, actor=current_user, location_id=found.id)
-    except TrolleyError as exc:
-        session.rollback()
-        return _location_page(found, None, _problem(exc), exc.status)
+    if refused.error:
+        return _location_page(found, None, _problem(refused.error), refused.error.status)
     flash(f"{name} deleted.", "success")
     if parent_id is not None:
         return redirect(url_for("schools.location", location_id=parent_id))
@@ -197,16 +202,15 @@ def edit_term(term_id: int) -> Response | tuple[str, int]:
     form = TermForm(prefix=f"t{term_id}")
     if not form.validate_on_submit():
         return _terms_page(form, term_id, "Enter all four dates.", 400)
-    try:
+    with refusing(None) as refused:
         term = services.update_term(
             db_session(),
             actor=current_user,
             term_id=term_id,
             changes={name: getattr(form, name).data for name in services.TERM_DATES},
         )
-    except TrolleyError as exc:
-        db_session().rollback()
-        return _terms_page(form, term_id, _problem(exc), exc.status)
+    if refused.error:
+        return _terms_page(form, term_id, _problem(refused.error), refused.error.status)
     flash(f"{term.name} saved.", "success")
     return redirect(url_for("schools.terms"))
 
@@ -216,11 +220,64 @@ def edit_term(term_id: int) -> Response | tuple[str, int]:
 def add_next_year() -> Response | tuple[str, int]:
     if not ConfirmForm().validate_on_submit():
         return _terms_page(error="This form has expired; reload the page.", status=400)
-    try:
+    with refusing(None) as refused:
         added = services.add_next_year_terms(db_session(), actor=current_user)
-    except TrolleyError as exc:
-        db_session().rollback()
-        return _terms_page(error=_problem(exc), status=exc.status)
+    if refused.error:
+        return _terms_page(error=_problem(refused.error), status=refused.error.status)
     names = ", ".join(t.name for t in added)
     flash(f"Added {names}. Check them against your local authority's dates.", "success")
     return redirect(url_for("schools.terms"))
+
+
+def _networks_page(
+    form: NetworkForm, error: str | None = None, status: int = 200
+) -> tuple[str, int]:
+    session = db_session()
+    sites = [
+        p
+        for p in services.locations(session, current_user.school_id)
+        if p.kind == LocationKind.SITE
+    ]
+    form.site_id.choices = [("", "Whole school"), *((str(s.id), s.name) for s in sites)]
+    return render_template(
+        "schools/networks.html",
+        networks=services.networks(session, current_user.school_id),
+        form=form,
+        remove_form=ConfirmForm(),
+        error=error,
+    ), status
+
+
+@bp.get("/locations/networks")
+@requires(Permission.LOCATIONS_READ)
+def networks() -> tuple[str, int]:
+    return _networks_page(NetworkForm(formdata=None))
+
+
+@bp.post("/locations/networks")
+@requires(Permission.LOCATIONS_WRITE)
+def add_network() -> Response | tuple[str, int]:
+    form = NetworkForm()
+    if not form.validate_on_submit():
+        return _networks_page(form, "Check the highlighted details.", 400)
+    with refusing(None) as refused:
+        services.add_network(db_session(), current_user, **form.values())
+    if refused.error:
+        return _networks_page(form, _problem(refused.error), refused.error.status)
+    flash("Network added: devices on it count as in school.", "success")
+    return redirect(url_for("schools.networks"))
+
+
+@bp.post("/locations/networks/<int:network_id>/remove")
+@requires(Permission.LOCATIONS_WRITE)
+def remove_network(network_id: int) -> Response | tuple[str, int]:
+    if not ConfirmForm().validate_on_submit():
+        return _networks_page(NetworkForm(formdata=None), "The form expired: try again.", 400)
+    with refusing(None) as refused:
+        services.remove_network(db_session(), current_user, network_id)
+    if refused.error:
+        return _networks_page(
+            NetworkForm(formdata=None), _problem(refused.error), refused.error.status
+        )
+    flash("Network removed from the school's list.", "success")
+    return redirect(url_for("schools.networks"))

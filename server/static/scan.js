@@ -1,13 +1,15 @@
 // The trolley scan page: typed tags, barcode scanners (keyboards ending in Enter) and the camera.
 // Every scan gets its own idempotency key and waits in a queue kept in localStorage, so a dropped
-// connection loses nothing and a scan sent twice is recorded once.
+// connection loses nothing and a scan sent twice is recorded once. A trolley's label (or its
+// code typed) chooses the trolley; with none chosen, each device goes back into its own.
 (function () {
   "use strict";
   const app = document.getElementById("scan-app");
   if (!app || !document.getElementById("scan-form")) return;
 
   const QUEUE_KEY = "trolley.scan.queue.v1";
-  const PREFS_KEY = "trolley.scan.prefs.v1";
+  // Per person: a shared iPad must not hand one teacher's trolley to the next.
+  const PREFS_KEY = "trolley.scan.prefs.v2." + (app.dataset.user || "");
   const csrf = app.dataset.csrf;
   const $ = (id) => document.getElementById(id);
   const el = {
@@ -31,8 +33,8 @@
     const checked = el.setup.querySelector('input[name="mode"]:checked');
     return checked ? checked.value : "out";
   }
-  function trolleyId() { return parseInt(el.trolley.value, 10); }
-  function trolleyName() { return el.trolley.options[el.trolley.selectedIndex].textContent; }
+  function trolleyId() { return el.trolley.value ? parseInt(el.trolley.value, 10) : null; }
+  function trolleyName() { return el.trolley.options[el.trolley.selectedIndex].dataset.name; }
   function readQueue() {
     try { return JSON.parse(localStorage.getItem(QUEUE_KEY) || "[]"); } catch (e) { return []; }
   }
@@ -93,8 +95,17 @@
     el.log.insertBefore(li, el.log.firstChild);
     return li;
   }
+  // The trolley whose count and "still out" list are shown: the one chosen, or else the one
+  // the last device scanned belongs to.
+  let shownTrolley = null;
   function setCount(counts) {
-    if (counts && counts.trolley_id === trolleyId()) el.count.textContent = counts.text;
+    if (!counts) return;
+    if (trolleyId() === null) {
+      shownTrolley = counts.trolley_id;
+      el.count.textContent = counts.trolley + ": " + counts.text;
+    } else if (counts.trolley_id === trolleyId()) {
+      el.count.textContent = counts.text;
+    }
   }
   function showQueue() {
     const waiting = readQueue().length;
@@ -252,10 +263,16 @@
     for (const box of app.querySelectorAll('.scan-condition input[type="checkbox"]')) box.checked = false;
     if (el.note) el.note.value = "";
   }
+  // A label URL compared without its scheme (labels outlive a move to https) or a final "/".
+  function plain(text) {
+    return text.trim().toLowerCase().replace(/^https?:\/\//, "").replace(/\/+$/, "");
+  }
   function matchTrolley(code) {
-    const wanted = code.trim().toLowerCase();
+    const wanted = plain(code);
     for (const option of el.trolley.options) {
-      if (option.dataset.code && option.dataset.code.toLowerCase() === wanted) return option;
+      if (!option.value) continue;
+      if ((option.dataset.code && option.dataset.code.toLowerCase() === wanted) ||
+          (option.dataset.label && plain(option.dataset.label) === wanted)) return option;
     }
     return null;
   }
@@ -272,17 +289,13 @@
     if (stillInView) return;
     const trolley = matchTrolley(code);
     if (trolley) {
-      el.trolley.value = trolley.value;
-      el.trolley.dispatchEvent(new Event("change"));
-      show("info", "Trolley: " + trolley.textContent + ". Now scan the devices.");
+      chooseTrolley(trolley.value, true);
+      show("info", "Trolley: " + trolley.dataset.name + ". Now scan the devices " +
+        (mode() === "in" ? "going back into it." : "coming out of it."));
       return;
     }
-    const body = {
-      idempotency_key: newKey(),
-      mode: mode(),
-      trolley: trolleyId(),
-      code: code,
-    };
+    const body = { idempotency_key: newKey(), mode: mode(), code: code };
+    if (trolleyId() !== null) body.trolley = trolleyId();
     if (mode() === "out") {
       body.class_label = el.klass.value.trim();
       if (el.due.value) body.due_time = el.due.value;
@@ -351,6 +364,10 @@
   // --- take everything in the trolley: tap twice, so a stray tap does nothing --------------
   let armed = null;
   el.all.addEventListener("click", () => {
+    if (trolleyId() === null) {
+      show("warn", "Scan the trolley's label (or choose the trolley) first: then everything in it can go out.");
+      return;
+    }
     if (!armed) {
       el.all.classList.add("armed");
       el.all.textContent = "Tap again to take out everything in " + trolleyName();
@@ -377,16 +394,25 @@
     clearTimeout(stillTimer);
     stillTimer = setTimeout(loadStillOut, 400);
   }
+  function stillOutId() { return trolleyId() === null ? shownTrolley : trolleyId(); }
   async function loadStillOut() {
-    const id = trolleyId();
+    const id = stillOutId();
     const asked = ++stillAsked;
+    if (id === null) {
+      el.stillOut.textContent = "";
+      const li = document.createElement("li");
+      li.className = "empty";
+      li.textContent = "Scan a trolley's label or a device to see what is still out.";
+      el.stillOut.appendChild(li);
+      return;
+    }
     try {
       const response = await fetch("/api/v1/loans/trolleys/" + id,
         { credentials: "same-origin", headers: { "Accept": "application/json" } });
       if (!response.ok) return;
       const data = await response.json();
       // Only the newest answer counts: an older one may have been overtaken by a scan.
-      if (asked !== stillAsked || id !== trolleyId()) return;
+      if (asked !== stillAsked || id !== stillOutId()) return;
       setCount(data.counts);
       el.stillOut.textContent = "";
       if (!data.still_out.length) {
@@ -403,44 +429,89 @@
     } catch (e) { /* offline: the list refreshes with the next scan */ }
   }
 
-  // --- remembering the teacher's choices on this device --------------------------------------
+  // --- remembering each person's choices on this device -------------------------------------
+  // A trolley is "picked" when the person scanned its label or chose it here; one only
+  // remembered from last time is offered for taking out, but never used for putting back.
+  let prefs = {};
+  try {
+    prefs = JSON.parse(localStorage.getItem(PREFS_KEY) || "{}");
+    localStorage.removeItem("trolley.scan.prefs.v1");  // once shared by everyone on the device
+  } catch (e) { prefs = {}; }
+  let picked = false;
   function savePrefs() {
-    try {
-      localStorage.setItem(PREFS_KEY, JSON.stringify({ trolley: el.trolley.value,
-        klass: el.klass.value, mode: mode() }));
-    } catch (e) { /* private mode */ }
+    prefs.klass = el.klass.value;
+    prefs.mode = mode();
+    try { localStorage.setItem(PREFS_KEY, JSON.stringify(prefs)); } catch (e) { /* private mode */ }
+  }
+  function known(value) {
+    return !!value && Array.from(el.trolley.options).some((o) => o.value === value);
   }
   function applyMode() {
     app.classList.toggle("mode-in", mode() === "in");
     app.classList.toggle("mode-out", mode() === "out");
   }
+  function ready() {
+    const id = trolleyId();
+    if (mode() === "in") {
+      show("idle", id === null ? "Ready to put devices back, each into its own trolley: scan each one."
+        : "Ready to put devices back into " + trolleyName() + ": scan each one.");
+    } else {
+      show("idle", id === null ? "Ready: scan the trolley's label, then each device."
+        : "Ready to take devices out of " + trolleyName() + ": scan each one.");
+    }
+  }
+  function trolleyShown() {
+    const option = el.trolley.options[el.trolley.selectedIndex];
+    el.count.textContent = option && option.value
+      ? option.dataset.out + " of " + option.dataset.total + " out" : "";
+    shownTrolley = null;
+    el.stillOut.textContent = "";
+    setUndo(null);
+    loadStillOut();
+  }
+  function chooseTrolley(value, scanned) {
+    el.trolley.value = value;
+    picked = value !== "";
+    prefs.trolley = value;
+    savePrefs();
+    // Chosen by hand, a device label still in front of the camera counts again for the new
+    // trolley; a trolley label just scanned counts once while it stays in view.
+    if (!scanned) lastCode = "";
+    trolleyShown();
+  }
   (function loadPrefs() {
     const params = new URLSearchParams(location.search);
-    let prefs = {};
-    try { prefs = JSON.parse(localStorage.getItem(PREFS_KEY) || "{}"); } catch (e) { prefs = {}; }
-    if (!params.get("trolley") && prefs.trolley &&
-        Array.from(el.trolley.options).some((o) => o.value === prefs.trolley)) {
-      el.trolley.value = prefs.trolley;
-    }
+    picked = !!params.get("trolley") && trolleyId() !== null;
     if (prefs.klass && !el.klass.value) el.klass.value = prefs.klass;
     if (!params.get("mode") && prefs.mode) {
       const radio = el.setup.querySelector('input[name="mode"][value="' + prefs.mode + '"]');
       if (radio) radio.checked = true;
     }
-    const option = el.trolley.options[el.trolley.selectedIndex];
-    if (option) el.count.textContent = option.dataset.out + " of " + option.dataset.total + " out";
+    if (!picked) el.trolley.value = mode() === "out" && known(prefs.trolley) ? prefs.trolley : "";
     applyMode();
+    trolleyShown();
+    ready();
   })();
   el.setup.addEventListener("change", (event) => {
+    if (event.target === el.trolley) {
+      chooseTrolley(el.trolley.value, false);
+      ready();
+      return;
+    }
     applyMode();
     savePrefs();
     lastCode = "";  // a label still in front of the camera counts again in the new mode
-    if (event.target === el.trolley) {
-      el.stillOut.textContent = "";
-      setUndo(null);
-      loadStillOut();
+    if (event.target.name === "mode") {
+      // Putting back: each device's own trolley unless one was scanned or chosen here.
+      const wanted = mode() === "in" ? (picked ? el.trolley.value : "")
+        : (el.trolley.value || (known(prefs.trolley) ? prefs.trolley : ""));
+      if (wanted !== el.trolley.value) {
+        el.trolley.value = wanted;
+        trolleyShown();
+      }
+      ready();
+      el.code.focus();
     }
-    if (event.target.name === "mode") el.code.focus();
   });
   el.setup.addEventListener("submit", (event) => event.preventDefault());
   el.klass.addEventListener("input", savePrefs);
@@ -531,5 +602,4 @@
   setInterval(() => { if (readQueue().length) pump(); }, 5000);
   showQueue();
   pump();
-  loadStillOut();
 })();

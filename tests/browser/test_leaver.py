@@ -4,10 +4,7 @@ headteacher approves), all three sign off, and the case closes with its printabl
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,8 +13,7 @@ import pyotp
 import pytest
 
 from server.schools.demo import DEMO_PASSWORD
-from tests.browser.conftest import _stop_group, _wait_for_port
-from tests.helpers import free_port
+from tests.browser.conftest import demo_server, ready_to_confirm
 
 pytestmark = pytest.mark.browser
 
@@ -29,29 +25,12 @@ PASSCODE = "240618"
 @pytest.fixture(scope="module")
 def leaver_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A demo school of its own: the shared one's technician may already have a 6-digit code."""
-    workdir = tmp_path_factory.mktemp("leaver-demo")
-    port = free_port()
-    log = workdir / "server.log"
-    env = {
-        **os.environ,
-        "TROLLEY_INSTANCE_DIR": str(workdir / "instance"),
-        "TROLLEY_MQTT_PORT": str(free_port()),
-    }
-    env.pop("TROLLEY_DATABASE_URL", None)
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "server", "demo", "--port", str(port)],
-            cwd=workdir,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        _wait_for_port(port, proc, log)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        _stop_group(proc)
+    with demo_server(tmp_path_factory.mktemp("leaver-demo")) as base:
+        yield base
+
+
+# The second factor each person set up here, so a step-up can answer with a fresh code.
+SECRETS: dict[str, str] = {}
 
 
 def _log_in(browser: object, base: str, email: str) -> object:
@@ -66,6 +45,7 @@ def _log_in(browser: object, base: str, email: str) -> object:
     page.get_by_role("button", name="Log in").click()
     if "Set up two-step" in page.locator("h1").inner_text():
         secret = page.locator("#totp-secret").inner_text().replace(" ", "")
+        SECRETS[email] = secret
         page.get_by_label("6-digit code").fill(pyotp.TOTP(secret).now())
         page.get_by_role("button", name="Turn on and continue").click()
     expect(page.locator(".lead")).to_be_visible()
@@ -132,18 +112,35 @@ def test_a_leaver_case_from_opening_to_its_printable_record(
     tech.get_by_role("button", name="Scan in").click()  # type: ignore[attr-defined]
     expect(tech.get_by_role("status")).to_contain_text(f"{TAG} is back")  # type: ignore[attr-defined]
     tech.goto(case_url)  # type: ignore[attr-defined]
-    tech.get_by_role("button", name="Send a factory reset").click()  # type: ignore[attr-defined]
+    reset = tech.get_by_role("button", name="Send a factory reset")  # type: ignore[attr-defined]
+    ready_to_confirm(tech, reset).click()  # type: ignore[attr-defined]
+    tech.get_by_role("button", name=f"Factory reset {TAG}").click()  # type: ignore[attr-defined]
     expect(tech.get_by_role("status")).to_contain_text("Factory reset asked for")  # type: ignore[attr-defined]
     expect(tech.locator("table.leaver-items")).to_contain_text("waiting for a second person")  # type: ignore[attr-defined]
 
     # A second person approves it.
     head = _log_in(browser, base, "head@oakfield.example")
     head.goto(f"{base}/commands")  # type: ignore[attr-defined]
+    # Not yet proved: Approve goes to the proof first and asks nothing yet.
     head.get_by_role("button", name="Approve").click()  # type: ignore[attr-defined]
+    # Approving a destructive command needs a fresh proof that it is the head (P-SEC-1).
+    expect(head.get_by_role("heading", level=1)).to_have_text("Confirm it is you")  # type: ignore[attr-defined]
+    # The next time step's code: the one the head set up with is never accepted twice.
+    code = pyotp.TOTP(SECRETS["head@oakfield.example"]).at(time.time() + 30)
+    head.get_by_label("6-digit code").fill(code)  # type: ignore[attr-defined]
+    head.get_by_role("button", name=re.compile("^Confirm")).click()  # type: ignore[attr-defined]
+    head.wait_for_url(f"{base}/commands")  # type: ignore[attr-defined]
+    approve = head.get_by_role("button", name="Approve")  # type: ignore[attr-defined]
+    ready_to_confirm(head, approve).click()  # type: ignore[attr-defined]
+    asked = head.get_by_role(
+        "alertdialog", name=re.compile("^Approve the factory reset of 1 device")
+    )  # type: ignore[attr-defined]
+    expect(asked).to_contain_text("Everything on them is erased")
+    asked.get_by_role("button", name="Approve the factory reset of 1 device").click()
 
     # The simulated iPad confirms the reset; the technician sees it acknowledged.
     items = tech.locator("table.leaver-items")  # type: ignore[attr-defined]
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 180  # the worker and the fleet share two busy cores
     while "Reset confirmed by the device" not in items.inner_text():
         assert time.monotonic() < deadline, items.inner_text()
         tech.wait_for_timeout(2000)  # type: ignore[attr-defined]
@@ -151,14 +148,20 @@ def test_a_leaver_case_from_opening_to_its_printable_record(
 
     # All three sign off: the leaver, the line manager, the technician.
     teacher.goto(f"{base}/leavers/mine")  # type: ignore[attr-defined]
-    teacher.get_by_role("button", name="Sign my checklist").click()  # type: ignore[attr-defined]
+    sign = teacher.get_by_role("button", name="Sign my checklist")  # type: ignore[attr-defined]
+    ready_to_confirm(teacher, sign).click()  # type: ignore[attr-defined]
+    teacher.get_by_role("alertdialog").get_by_role("button", name="Sign off").click()  # type: ignore[attr-defined]
     expect(teacher.get_by_text(re.compile("^You signed at"))).to_be_visible()  # type: ignore[attr-defined]
     lead = _log_in(browser, base, "computing@oakfield.example")
     lead.get_by_role("link", name="Amira Khan", exact=True).click()  # type: ignore[attr-defined]
-    lead.get_by_role("button", name="Sign off as line manager").click()  # type: ignore[attr-defined]
+    sign = lead.get_by_role("button", name="Sign off as line manager")  # type: ignore[attr-defined]
+    ready_to_confirm(lead, sign).click()  # type: ignore[attr-defined]
+    lead.get_by_role("alertdialog").get_by_role("button", name="Sign off").click()  # type: ignore[attr-defined]
     expect(lead.get_by_role("status")).to_contain_text("your sign-off is recorded")  # type: ignore[attr-defined]
     tech.goto(case_url)  # type: ignore[attr-defined]
-    tech.get_by_role("button", name="Sign off as technician").click()  # type: ignore[attr-defined]
+    sign = tech.get_by_role("button", name="Sign off as technician")  # type: ignore[attr-defined]
+    ready_to_confirm(tech, sign).click()  # type: ignore[attr-defined]
+    tech.get_by_role("alertdialog").get_by_role("button", name="Sign off").click()  # type: ignore[attr-defined]
     expect(tech.get_by_role("heading", level=1)).to_contain_text("Closed")  # type: ignore[attr-defined]
 
     # The printable record.

@@ -13,6 +13,7 @@ import pytest
 
 from server.schools.demo import DEMO_PASSWORD
 from tests.browser.conftest import demo_server
+from tests.browser.layout import check_page
 
 pytestmark = pytest.mark.browser
 
@@ -82,9 +83,12 @@ def test_a_teacher_reports_and_the_head_assesses_decides_and_prints(
     expect(countdown).to_have_text(re.compile(r"^71 h \d+ min \d+ s left$"))
     before = countdown.inner_text()
     expect(countdown).not_to_have_text(before, timeout=3000)
+    # The headteacher's own pages, at every width (the shared school's head is kept fresh).
+    check_page(page)
 
     card.get_by_role("link", name=TAG).click()
     expect(page.locator(".clock-big .countdown")).to_have_text(re.compile(r"71 h \d+ min"))
+    check_page(page)
     expect(page.get_by_label("What personal data could be on the device?")).to_have_value(
         re.compile("Photos from lessons")
     )
@@ -116,4 +120,7 @@ def test_a_teacher_reports_and_the_head_assesses_decides_and_prints(
         expect(row.first).to_be_visible()
         expect(row.first.locator("td").first).to_have_text(TIME)
     expect(page.get_by_role("button", name="Print this record")).to_be_visible()
+    check_page(page)
+    page.goto(f"{loss_server}/losses")
+    check_page(page)
     head.close()

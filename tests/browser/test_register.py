@@ -7,20 +7,13 @@ import re
 
 import pytest
 
-from server.schools.demo import DEMO_PASSWORD
+from tests.browser.conftest import log_in
 
 pytestmark = pytest.mark.browser
 
 # Year 3's iPads live in the Year 3 trolley; this one is not used by the other browser tests.
 TAG = "OAK-IPAD-017"
 SAFE_PATH = "Oakfield Road site › Main building › School office › Office safe"
-
-
-def _log_in(page: object, base: str, email: str) -> None:
-    page.goto(f"{base}/login")  # type: ignore[attr-defined]
-    page.get_by_label("E-mail").fill(email)  # type: ignore[attr-defined]
-    page.get_by_label("Password").fill(DEMO_PASSWORD)  # type: ignore[attr-defined]
-    page.get_by_role("button", name="Log in").click()  # type: ignore[attr-defined]
 
 
 def test_a_teachers_move_to_the_safe_is_approved_by_the_sbm(
@@ -31,7 +24,7 @@ def test_a_teachers_move_to_the_safe_is_approved_by_the_sbm(
 
     teacher = browser.new_context()  # type: ignore[attr-defined]
     page = teacher.new_page()
-    _log_in(page, live_server, "teacher@oakfield.example")
+    log_in(page, live_server, "teacher@oakfield.example")
     page.get_by_role("searchbox", name="Find a device").fill(TAG)
     page.get_by_role("button", name="Find").click()
     page.get_by_role("link", name=TAG).click()
@@ -46,7 +39,7 @@ def test_a_teachers_move_to_the_safe_is_approved_by_the_sbm(
 
     sbm = browser.new_context()  # type: ignore[attr-defined]
     page = sbm.new_page()
-    _log_in(page, live_server, "sbm@oakfield.example")
+    log_in(page, live_server, "sbm@oakfield.example")
     expect(page.locator(".lead")).to_contain_text("School business manager")
     bell = page.locator("a.bell")
     if bell.count():  # the bell comes with notifications; the Moves page is the SBM's list

@@ -9,12 +9,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pypdfium2 as pdfium
 import pytest
 from PIL import Image
 
 from provisioning.qr import qr_png
-from server.schools.demo import DEMO_PASSWORD
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+from server.labels.services import place_url
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, log_in
 
 pytestmark = pytest.mark.browser
 
@@ -22,14 +23,21 @@ TEACHER = "teacher@oakfield.example"
 # Year 4 iPads the other browser tests leave alone, and the Year 3 iPad on the camera label.
 TYPED = ["OAK-IPAD-031", "OAK-IPAD-032", "OAK-IPAD-033"]
 CAMERA_TAG = "OAK-IPAD-001"
+LEAD = "computing@oakfield.example"
+# A Year 6 Chromebook the other browser tests leave alone.
+YEAR6_TAG = "OAK-CB-011"
 
 
-def _log_in(page: object, base: str) -> None:
-    page.goto(f"{base}/login")  # type: ignore[attr-defined]
-    page.get_by_label("E-mail").fill(TEACHER)  # type: ignore[attr-defined]
-    page.get_by_label("Password").fill(DEMO_PASSWORD)  # type: ignore[attr-defined]
-    page.get_by_role("button", name="Log in").click()  # type: ignore[attr-defined]
-    page.wait_for_url(f"{base}/")  # type: ignore[attr-defined]
+def _log_in(page: object, base: str, email: str = TEACHER) -> None:
+    log_in(page, base, email)
+
+
+def _trolley_id(page: object, trolley: str) -> str:
+    """The value of a trolley's option in the dropdown (its text also shows its code)."""
+    option = page.locator("#scan-trolley option", has_text=f"{trolley} (")  # type: ignore[attr-defined]
+    value = option.get_attribute("value")
+    assert value, f"{trolley} is not in the dropdown"
+    return str(value)
 
 
 def _scan_page(page: object, base: str, trolley: str) -> None:
@@ -37,7 +45,7 @@ def _scan_page(page: object, base: str, trolley: str) -> None:
 
     page.goto(f"{base}/scan")  # type: ignore[attr-defined]
     expect(page.get_by_role("heading", level=1)).to_have_text("Scan devices")  # type: ignore[attr-defined]
-    page.get_by_label("Trolley", exact=True).select_option(label=trolley)  # type: ignore[attr-defined]
+    page.get_by_label("Trolley", exact=True).select_option(_trolley_id(page, trolley))  # type: ignore[attr-defined]
 
 
 def _counts(page: object) -> tuple[int, int]:
@@ -70,15 +78,24 @@ def _type_tag(page: object, tag: str) -> None:
 
 
 def write_y4m(
-    path: Path, text: str, *, frames: int = 8, size: tuple[int, int] = (640, 480)
+    path: Path,
+    shown: str | Image.Image,
+    *,
+    frames: int = 8,
+    size: tuple[int, int] = (640, 480),
 ) -> None:
-    """A few frames of a label's QR code as YUV4MPEG2 (4:2:0), for Chromium's fake camera."""
+    """A few frames of a label as YUV4MPEG2 (4:2:0), for Chromium's fake camera: the QR code
+    of a text, or a picture of a printed label."""
     width, height = size
-    code = Image.open(io.BytesIO(qr_png(text, scale=6))).convert("L")
-    side = min(height * 3 // 4, code.width)
-    code = code.resize((side, side), Image.Resampling.NEAREST)
     frame = Image.new("L", size, 255)
-    frame.paste(code, ((width - side) // 2, (height - side) // 2))
+    if isinstance(shown, str):
+        code = Image.open(io.BytesIO(qr_png(shown, scale=6))).convert("L")
+        side = min(height * 3 // 4, code.width)
+        code = code.resize((side, side), Image.Resampling.NEAREST)
+    else:
+        code = shown.convert("L")
+        code.thumbnail((width * 9 // 10, height * 9 // 10), Image.Resampling.LANCZOS)
+    frame.paste(code, ((width - code.width) // 2, (height - code.height) // 2))
     y, cb, cr = frame.convert("RGB").convert("YCbCr").split()
     half = (width // 2, height // 2)
     planes = y.tobytes() + cb.resize(half, Image.Resampling.BOX).tobytes()
@@ -196,6 +213,22 @@ def test_the_device_page_takes_out_and_returns_in_one_tap(
         context.close()
 
 
+def _camera(browser: object, video: Path) -> object:
+    """A second Chromium whose camera shows `video`."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Chromium is not installed")
+    return browser.browser_type.launch(  # type: ignore[attr-defined]
+        executable_path=CHROMIUM,
+        headless=True,
+        args=[
+            *CHROMIUM_ARGS,
+            "--use-fake-device-for-media-stream",
+            "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-video-capture={video}",
+        ],
+    )
+
+
 @pytest.fixture
 def camera_browser(browser: object, tmp_path: Path, live_server: str) -> Iterator[object]:
     """A second Chromium whose camera shows a printed label for OAK-IPAD-001."""
@@ -208,19 +241,35 @@ def camera_browser(browser: object, tmp_path: Path, live_server: str) -> Iterato
     assert base, "the scan page says which server its labels belong to"
     video = tmp_path / "label.y4m"
     write_y4m(video, f"{base}/d/{CAMERA_TAG}")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Chromium is not installed")
-    camera = browser.browser_type.launch(  # type: ignore[attr-defined]
-        executable_path=CHROMIUM,
-        headless=True,
-        args=[
-            *CHROMIUM_ARGS,
-            "--use-fake-device-for-media-stream",
-            "--use-fake-ui-for-media-stream",
-            f"--use-file-for-fake-video-capture={video}",
-        ],
-    )
+    camera = _camera(browser, video)
     yield camera
+    camera.close()
+
+
+@pytest.fixture
+def trolley_label_camera(
+    browser: object, tmp_path: Path, live_server: str
+) -> Iterator[tuple[object, str]]:
+    """A Chromium whose camera shows the Year 3 trolley's label, printed from the label page."""
+    context = browser.new_context()  # type: ignore[attr-defined]
+    page = context.new_page()
+    _log_in(page, live_server)
+    page.goto(f"{live_server}/scan")
+    year3 = _trolley_id(page, "Year 3 trolley")
+    sheet = page.request.get(
+        f"{live_server}/labels/sheet", params={"places": year3, "layout": "single"}
+    )
+    assert sheet.ok and sheet.headers["content-type"] == "application/pdf"
+    document = pdfium.PdfDocument(sheet.body())
+    try:
+        label = document[0].render(scale=300 / 72).to_pil()
+    finally:
+        document.close()
+    context.close()
+    video = tmp_path / "trolley-label.y4m"
+    write_y4m(video, label)
+    camera = _camera(browser, video)
+    yield camera, year3
     camera.close()
 
 
@@ -249,5 +298,94 @@ def test_the_camera_reads_a_label(camera_browser: object, live_server: str) -> N
         expect(page.locator("#scan-count")).to_have_text(f"{out} of {total} out")
         log = page.locator("#scan-log li")
         expect(log.first).to_contain_text(f"{CAMERA_TAG} is back in Year 3 trolley.")
+    finally:
+        context.close()
+
+
+def test_a_trolley_label_chooses_the_trolley_and_returns_go_home_at_phone_width(
+    browser: object, live_server: str
+) -> None:
+    """P-TROLLEY-1: a scanned trolley label chooses the trolley; a return goes into the device's
+    own trolley, never a place remembered or first by name; each person's trolley is their own."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 390, "height": 844})  # type: ignore[attr-defined]
+    page = context.new_page()
+    try:
+        _log_in(page, live_server)
+        page.goto(f"{live_server}/scan")
+        dropdown = page.get_by_label("Trolley", exact=True)
+        feedback = page.locator("#scan-feedback")
+        expect(dropdown).to_have_value("")  # nothing is chosen for the teacher
+        expect(page.locator("#scan-trolley option", has_text="(Y6-TROLLEY)")).to_have_count(1)
+        year6, year4 = _trolley_id(page, "Year 6 trolley"), _trolley_id(page, "Year 4 trolley")
+        base = page.locator("#scan-app").get_attribute("data-label-base")
+        assert base
+
+        # The trolley's printed label, read by a keyboard-wedge scanner wherever the focus is.
+        page.get_by_role("heading", name="This session").click()
+        page.keyboard.type(place_url(base, int(year6)), delay=2)
+        page.keyboard.press("Enter")
+        expect(dropdown).to_have_value(year6)
+        expect(feedback).to_contain_text("Trolley: Year 6 trolley.")
+        out, total = _counts(page)
+        _type_tag(page, YEAR6_TAG)
+        expect(feedback).to_contain_text(f"{YEAR6_TAG} is out with you.")
+        expect(page.locator("#scan-count")).to_have_text(f"{out + 1} of {total} out")
+
+        # The code printed on another trolley's label, typed: that trolley is remembered.
+        _type_tag(page, "y4-trolley")
+        expect(dropdown).to_have_value(year4)
+        page.reload()
+        expect(dropdown).to_have_value(year4)
+
+        # Putting back without touching the dropdown: into the device's own trolley.
+        page.get_by_text("Putting devices back").click()
+        expect(dropdown).to_have_value("")
+        _type_tag(page, YEAR6_TAG)
+        expect(feedback).to_contain_text(f"{YEAR6_TAG} is back in Year 6 trolley.")
+        expect(feedback).not_to_contain_text("lives in")
+        expect(page.locator("#scan-count")).to_have_text(f"Year 6 trolley: {out} of {total} out")
+        width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        assert width[0] <= width[1], f"the page scrolls sideways at 390 px: {width}"
+
+        # Another person on the same phone does not get the teacher's trolley. (On a phone,
+        # Sign out is in the folded menu.)
+        page.get_by_role("button", name="Menu").click()
+        page.get_by_role("button", name="Sign out").click()
+        _log_in(page, live_server, LEAD)
+        page.goto(f"{live_server}/scan")
+        expect(dropdown).to_have_value("")
+    finally:
+        context.close()
+
+
+def test_the_camera_reads_a_printed_trolley_label(
+    trolley_label_camera: tuple[object, str], live_server: str
+) -> None:
+    """P-TROLLEY-1: the trolley's label from the label sheet, held to the camera, chooses it."""
+    from playwright.sync_api import expect
+
+    camera, year3 = trolley_label_camera
+    context = camera.new_context(permissions=["camera"])  # type: ignore[attr-defined]
+    context.add_init_script("delete window.BarcodeDetector;")
+    page = context.new_page()
+    try:
+        _log_in(page, live_server)
+        page.goto(f"{live_server}/scan")
+        page.wait_for_load_state("networkidle")
+        lookups: list[str] = []
+        page.on(
+            "request",
+            lambda request: lookups.append(request.url) if "/loans/trolleys/" in request.url else 0,
+        )
+        page.get_by_role("button", name="Use the camera").click()
+        expect(page.get_by_label("Trolley", exact=True)).to_have_value(year3, timeout=20_000)
+        expect(page.locator("#scan-feedback")).to_contain_text("Trolley: Year 3 trolley.")
+        # The label stays in view: it chooses the trolley once, not on every frame read.
+        page.wait_for_timeout(2000)
+        assert len(lookups) == 1, lookups
+        page.get_by_role("button", name="Stop the camera").click()
+        expect(page.locator("#scan-log li")).to_have_count(0)  # nothing was sent as a device
     finally:
         context.close()

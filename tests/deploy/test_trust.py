@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyotp
 import pytest
 import requests
 from cryptography.fernet import Fernet
@@ -186,7 +187,7 @@ def _enrolment_codes(env: dict[str, str], school_slug: str, broker_ca: Path) -> 
     from provisioning.ca import fingerprint
     from server.config import load_settings
     from server.devices.models import Device
-    from server.enrolment.services import issue_enrolment_token
+    from server.enrolment.services import issue_enrolment_tokens
     from server.schools.models import School
 
     settings = load_settings(env)
@@ -194,12 +195,33 @@ def _enrolment_codes(env: dict[str, str], school_slug: str, broker_ca: Path) -> 
     with Session(engine, expire_on_commit=False) as session:
         school = session.query(School).filter_by(slug=school_slug).one()
         devices = session.query(Device).filter_by(school_id=school.id).order_by(Device.id).all()
-        payloads = [issue_enrolment_token(session, None, d, settings)[1] for d in devices]
-        session.commit()
+        payloads = [p for _t, p in issue_enrolment_tokens(session, None, devices, settings)]
     engine.dispose()
     pin = fingerprint(x509.load_pem_x509_certificate(broker_ca.read_bytes()))
     assert {p.ca_fingerprint for p in payloads} == {pin}
     return [p.encode() for p in payloads[:DEVICES]]
+
+
+def _set_up_second_factor(env: dict[str, str], email: str) -> str:
+    """The person turns on two-step verification, as at their first log-in: an approver of
+    destructive commands must have it (P-SEC-1)."""
+    import pyotp
+    from sqlalchemy.orm import Session
+
+    from server.auth.services import enable_totp, new_totp_secret, user_by_email
+    from server.config import load_settings
+    from server.crypto import SecretBox
+
+    settings = load_settings(env)
+    engine = create_engine(settings.database_url)
+    with Session(engine, expire_on_commit=False) as session:
+        secret = new_totp_secret()
+        person = user_by_email(session, email)
+        enable_totp(
+            session, person, SecretBox(settings.data_keys), secret, pyotp.TOTP(secret).now()
+        )
+    engine.dispose()
+    return secret
 
 
 def _commands(url: str, batch_id: str) -> list[tuple[str, str, str]]:
@@ -289,8 +311,11 @@ def test_a_trust_deployment_wipes_every_device_exactly_once(tmp_path: Path, sche
             str(codes),
             "--photos",
             str(PHOTOS),
+            # Enrol only: Mosquitto would refuse every device until it has their passwords.
+            "--count",
+            "0",
             "--duration",
-            "1",
+            "0",
             timeout=1200,
         )
         _mqtt_config(stack, mqtt_config, mosquitto_dir)
@@ -323,6 +348,7 @@ def test_a_trust_deployment_wipes_every_device_exactly_once(tmp_path: Path, sche
             "Authorization": "Bearer "
             + stack.run(trolley, "users", "token", "tech@oakfield.example").strip()
         }
+        head_secret = _set_up_second_factor(env, "head@oakfield.example")
         head = {
             "Authorization": "Bearer "
             + stack.run(trolley, "users", "token", "head@oakfield.example").strip()
@@ -340,7 +366,11 @@ def test_a_trust_deployment_wipes_every_device_exactly_once(tmp_path: Path, sche
         assert len(items) == DEVICES
         batch_id = items[0]["batch_id"]
         approved = requests.post(
-            f"{api}/commands/batches/{batch_id}/approve", headers=head, timeout=300
+            f"{api}/commands/batches/{batch_id}/approve",
+            # A token approves only with a fresh code (the one that turned it on is spent).
+            json={"code": pyotp.TOTP(head_secret).at(time.time() + 30)},
+            headers=head,
+            timeout=300,
         )
         assert approved.status_code == 200, approved.text[:500]
 

@@ -68,3 +68,21 @@ def test_nginx_proxies_to_the_web_unit_over_tls() -> None:
     assert "server 127.0.0.1:8000;" in conf
     assert "listen 443 ssl;" in conf and "Strict-Transport-Security" in conf
     assert "proxy_set_header X-Forwarded-Proto $scheme;" in conf
+
+
+def test_nightly_backups_are_kept_drilled_and_copied_off_site() -> None:
+    """P-SEC-2, P-SEC-6: a nightly encrypted backup with retention, a drill, an off-site copy."""
+    timer = (DEPLOY / "systemd" / "trolley-backup.timer").read_text()
+    assert re.search(r"^OnCalendar=\*-\*-\* \d\d:\d\d$", timer, re.M)
+    assert "Persistent=true" in timer
+    (backup,) = _exec_lines(DEPLOY / "systemd" / "trolley-backup.service")
+    # Sealed to the school's public key: the server holds nothing that opens its backups.
+    sealed = "--recipient /etc/trolley/backup.recipients"
+    assert f"trolley backup /var/backups/trolley {sealed}" in backup
+    assert "--keep-daily" in backup and "--keep-monthly" in backup
+    (drill,) = _exec_lines(DEPLOY / "systemd" / "trolley-restore-drill.service")
+    assert "trolley restore-drill /var/backups/trolley" in drill
+    assert "OnCalendar=" in (DEPLOY / "systemd" / "trolley-restore-drill.timer").read_text()
+    guide = (DEPLOY / "README.md").read_text()
+    for needed in ("rrsync -wo", "rclone", "S3-compatible", "never go on laptops, phones"):
+        assert needed in guide

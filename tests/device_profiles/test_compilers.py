@@ -504,3 +504,31 @@ def test_kiosk_hash_detects_any_change() -> None:
 def test_kiosk_url_is_carried() -> None:
     document = json.loads(compile_profile(builtin_profiles()["exam-kiosk"], "kiosk").content)
     assert document["kiosk"] == {"url": "https://assessment.example.org/"}
+
+
+def test_the_chrome_warning_does_not_claim_the_kiosk_enforces_auto_lock_unconditionally() -> None:
+    """P-PROFILE-2: a kiosk locks only where it can read the idle time, and reports whether."""
+    result = compile_profile(builtin_profiles()["ks2-ipad"], "chrome")
+    (warning,) = [w for w in result.warnings if w.setting == "device.auto_lock_minutes"]
+    assert "enforces it" not in warning.message
+    assert "reports whether" in warning.message
+
+
+def test_apple_web_filter_has_a_stable_content_filter_uuid() -> None:
+    """P-PROFILE-1: iOS 16+ installs the web filter on an unsupervised iPad only with a
+    ContentFilterUUID; it is stable per profile, so a re-sent profile updates in place."""
+
+    def filter_uuid(slug: str) -> str:
+        result = compile_profile(builtin_profiles()[slug], "apple")
+        (payload,) = [
+            p
+            for p in plistlib.loads(result.content)["PayloadContent"]
+            if p["PayloadType"] == "com.apple.webcontent-filter"
+        ]
+        assert not [i for i in lint_mobileconfig(result.content) if i.severity == "error"]
+        return str(payload["ContentFilterUUID"])
+
+    first = filter_uuid("ks2-ipad")
+    assert str(uuid.UUID(first)).upper() == first
+    assert filter_uuid("ks2-ipad") == first
+    assert filter_uuid("ks1-ipad") != first

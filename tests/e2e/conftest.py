@@ -30,6 +30,7 @@ from server.commands.models import Command, CommandStatus
 from server.config import Settings
 from server.crypto import SecretBox
 from server.db import Base, Database, make_engine
+from server.device_channel import DeviceChannel, broker_url_for_worker
 from server.devices.models import Device
 from server.enrolment.services import (
     broker_password_hashes,
@@ -39,15 +40,21 @@ from server.enrolment.services import (
     write_broker_passwords,
 )
 from server.schools.models import LocationKind
-from server.worker import DeviceChannel, broker_url_for_worker
-from tests.helpers import CI, MOSQUITTO_ADDR, free_port, require_service
+from tests.helpers import CI, MOSQUITTO_ADDR, free_port, require_service, unused_code
 from tests.mqtt.support import wait_for_port
 from tests.server.commands.conftest import (  # noqa: F401  (fixtures shared with the channel suite)
     live_postgres,
     live_sqlite,
     wait_until,
 )
-from tests.server.conftest import KIOSK, new_device, seed_trolley_school, serving, settings_on
+from tests.server.conftest import (
+    KIOSK,
+    new_device,
+    seed_trolley_school,
+    serving,
+    settings_on,
+    settle,
+)
 
 MOSQUITTO_BINARY = Path("/usr/sbin/mosquitto")
 FINISHED = {CommandStatus.DONE, CommandStatus.FAILED, CommandStatus.REJECTED}
@@ -224,6 +231,14 @@ class Stack:
             _token, plain = issue_token(session, session.merge(user), "e2e")
             session.commit()
         return {"Authorization": f"Bearer {plain}"}
+
+    def approval_code(self, user: User | None) -> dict[str, str]:
+        """A fresh code from `user`'s app: a token approves a destructive command only with one."""
+        assert user is not None
+        with self.database.begin() as session:
+            sealed = session.merge(user).totp_secret_sealed
+        assert sealed is not None
+        return {"code": unused_code(self.box.open(sealed), ("e2e", user.id))}
 
     def api(self, user: User | None, method: str, path: str, **kwargs: Any) -> Any:
         answer = requests.request(
@@ -426,6 +441,9 @@ def build_stack(kind: str, url: str, directory: Path) -> Iterator[Stack]:
                 role=role,
                 password="long-password-1",
             )
+        # The headteacher approves destructive commands: an account past its cooling-off,
+        # with a second factor.
+        settle(users[Role.HEADTEACHER])
         server_key(session, box)
         session.commit()
         stack.school_id, stack.trolley_id = school.id, trolley.id

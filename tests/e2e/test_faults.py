@@ -146,8 +146,9 @@ def test_backup_restored_while_devices_are_enrolled(sqlite_stack: Stack, tmp_pat
     stack = sqlite_stack
     stack.enrol(stack.add_devices(2), photos=2)
     _online(stack, 2)
-    backup = tmp_path / "trolley-backup.db"
-    env = stack.env()
+    backup = tmp_path / "trolley.backup"
+    env = {**stack.env(), "TROLLEY_BACKUP_PASSPHRASE_FILE": str(tmp_path / "passphrase")}
+    (tmp_path / "passphrase").write_text("the school's own passphrase\n")
     subprocess.run([sys.executable, "-m", "server", "backup", str(backup)], env=env, check=True)
     after = _issue(stack, "ping")  # commands the backup does not know about
     assert set(stack.wait_finished(after).values()) == {CommandStatus.DONE}

@@ -19,6 +19,7 @@ from mqtt.topics import QOS, cmd_topic
 from server.activity.models import ActivityEntry
 from server.commands.models import Command, CommandStatus
 from server.devices.models import Device
+from server.devices.services import protection_of
 from server.enrolment.models import DeviceIdentity
 from server.enrolment.services import server_key
 from server.escrow import services as escrow
@@ -110,7 +111,12 @@ def test_factory_reset_after_approval_then_enrol_again(stack: Stack) -> None:
     assert asked["status"] == "pending_approval"
     time.sleep(1)  # nothing goes before the second person says yes
     assert kiosk.ran("factory_reset") == 0
-    stack.api(stack.head, "POST", f"/commands/{asked['id']}/approve")
+    stack.api(
+        stack.head,
+        "POST",
+        f"/commands/{asked['id']}/approve",
+        json=stack.approval_code(stack.head),
+    )
     assert stack.wait_finished([asked["cmd_id"]]) == {asked["cmd_id"]: CommandStatus.DONE}, (
         stack.details([asked["cmd_id"]])
     )
@@ -204,7 +210,8 @@ def _broker_accepts(stack: Stack, username: str, password: str) -> bool:
 
 def test_profile_assigned_to_a_trolley_reaches_its_devices(stack: Stack) -> None:
     """P-PROFILE-1: a profile assigned to a trolley reaches its kiosks as retained desired state,
-    each applies it, and the compliance view turns green."""
+    each applies it and reports every setting enforced, and the compliance view turns green;
+    P-REG-7: each kiosk's passcode and encryption arrive with its report."""
     kiosks = stack.enrol(stack.add_devices(3))
     _online(stack, 3)
     with stack.database.begin() as session:
@@ -224,6 +231,13 @@ def test_profile_assigned_to_a_trolley_reaches_its_devices(stack: Stack) -> None
             raise AssertionError(profiles.compliance(session, stack.school_id)) from None
     for kiosk in kiosks:
         assert kiosk.state()["profile"] is not None, kiosk.asset_tag
+    with stack.database.begin() as session:
+        for device in session.scalars(select(Device).where(Device.school_id == stack.school_id)):
+            view = profiles.applied_view(session, device)
+            assert view.applied and view.reported_at is not None
+            assert {row.state for row in view.rows} == {"enforced"}, device.asset_tag
+            guard = protection_of(session, device)
+            assert guard.passcode.startswith("Yes") and guard.encryption.startswith("Encrypted")
 
 
 def _forge(body: dict[str, Any], key: Ed25519PrivateKey) -> bytes:
@@ -298,7 +312,12 @@ def test_factory_reset_confirmed_while_the_worker_is_still_committing(stack: Sta
         f"/devices/{kiosk.asset_tag}/commands",
         json={"type": "factory_reset"},
     )
-    stack.api(stack.head, "POST", f"/commands/{asked['id']}/approve")
+    stack.api(
+        stack.head,
+        "POST",
+        f"/commands/{asked['id']}/approve",
+        json=stack.approval_code(stack.head),
+    )
     assert stack.wait_finished([asked["cmd_id"]]) == {asked["cmd_id"]: CommandStatus.DONE}, (
         stack.details([asked["cmd_id"]])
     )

@@ -1,4 +1,5 @@
-"""A small stand-in for the server side: an HTTP stub for enrolment and reset confirmation, and
+"""A small stand-in for the server side: an HTTP stub for enrolment, reset confirmation and
+check-ins, and
 an MQTT peer (made of the `mqtt` library) that signs commands and reads signed acks."""
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ class _Token:
 
 @dataclass
 class FakeServer:
-    """The two HTTP endpoints a kiosk calls, answering exactly as the contract says."""
+    """The HTTP endpoints a kiosk calls, answering exactly as the contract says."""
 
     pool: IdentityPool
     broker_port: int
@@ -94,6 +95,8 @@ class FakeServer:
     reset_mode: dict[str, str] = field(default_factory=dict)
     reset_requests: list[dict[str, Any]] = field(default_factory=list)
     enrolments: list[dict[str, Any]] = field(default_factory=list)
+    # Verified check-ins, with the address each came from (what the real server records).
+    check_ins: list[tuple[dict[str, Any], str]] = field(default_factory=list)
     # A school CA: codes then pin it, answers carry it and issue client certificates.
     ca: SchoolCA | None = None
     broker_scheme: str = "mqtt"
@@ -201,6 +204,18 @@ class FakeServer:
             return 200, sign(answer, forger)
         return 200, sign(answer, self.signing_key)
 
+    def _check_in(self, raw: bytes, address: str) -> tuple[int, Any]:
+        try:
+            device_id = json.loads(raw)["body"]["device_id"]
+            device_key = self.device_keys[device_id]
+            body = open_envelope(
+                raw, {key_id(device_key): device_key}, device_id=device_id, now=int(time.time())
+            )
+        except (KeyError, TypeError, ValueError, EnvelopeError) as exc:
+            return 401, _error("unauthorised", str(exc))
+        self.check_ins.append((body, address))
+        return 200, {"public_address": address}
+
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
@@ -215,6 +230,8 @@ class FakeServer:
                         status, answer = 400, _error("invalid", "not JSON")
                 elif self.path == "/api/v1/device-channel/confirm-reset":
                     status, answer = server._confirm_reset(raw)
+                elif self.path == "/api/v1/device-channel/whereabouts":
+                    status, answer = server._check_in(raw, self.client_address[0])
                 else:
                     status, answer = 404, _error("not_found", self.path)
                 data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()

@@ -15,9 +15,12 @@ from typing import Any
 import pytest
 
 from device_profiles import builtin_profiles, compile_profile, kiosk_document_sha256
+from kiosk_client.agent import Agent
+from kiosk_client.config import load_config
 from kiosk_client.enrol import enrol
-from tests.kiosk_client.conftest import Kiosk
-from tests.kiosk_client.support import FakeServer, IdentityPool, ServerPeer, identities
+from mqtt.limits import MAX_REPORT_BYTES
+from tests.kiosk_client.conftest import Kiosk, KioskFactory
+from tests.kiosk_client.support import FakeServer, IdentityPool, ServerPeer, identities, wait_until
 
 
 def kiosk_document(version: int, profile_id: str = "exam-kiosk") -> dict[str, Any]:
@@ -138,6 +141,12 @@ def test_desired_state_is_applied_verified_and_reported(kiosk: Kiosk, peer: Serv
     report = peer.wait_report(kiosk.device_id, lambda r: r.profile_version == 3)
     assert report.profile_sha256 == document["sha256"] == kiosk_document_sha256(document)
     assert kiosk.device_state()["profile"] == document
+    # P-PROFILE-1: every setting of the profile, each with what the device did about it.
+    assert report.settings_sha256 == document["sha256"]
+    states = {s["setting"]: (s["state"], s["detail"]) for s in report.settings or ()}
+    assert list(states) == document["settings"]
+    assert {state for state, _detail in states.values()} == {"enforced"}
+    assert report.passcode is True and report.storage_encrypted is True  # what it holds
 
     # apply_profile re-applies the desired state it holds, pinned by version and hash.
     cmd_id = peer.send(
@@ -157,6 +166,22 @@ def test_desired_state_is_applied_verified_and_reported(kiosk: Kiosk, peer: Serv
     assert len(kiosk.operations("apply_profile")) == 2
 
 
+def test_settings_the_kiosk_cannot_enforce_are_reported_as_such(
+    kiosk: Kiosk, peer: ServerPeer
+) -> None:
+    """P-PROFILE-1: an iPad profile on a kiosk: its app and passcode rules are not supported."""
+    document = kiosk_document(2, "ks2-ipad")
+    peer.send_desired(kiosk.device_id, document, version=2)
+    report = peer.wait_report(kiosk.device_id, lambda r: r.profile_version == 2)
+    states = {s["setting"]: (s["state"], s["detail"]) for s in report.settings or ()}
+    assert states["apps.allow_list"] == (
+        "not_supported",
+        "iPad app settings do not apply to the kiosk client's Linux devices",
+    )
+    assert states["passcode.required"][0] == "not_supported"
+    assert states["device.bluetooth_changes"][0] == "enforced"
+
+
 def test_desired_state_with_a_tampered_document_is_not_applied(
     kiosk: Kiosk, peer: ServerPeer
 ) -> None:
@@ -167,6 +192,9 @@ def test_desired_state_with_a_tampered_document_is_not_applied(
     assert "sha256" in report.extra["profile_error"]
     assert report.profile_version is None
     assert kiosk.device_state()["profile"] is None
+    # Nothing of the refused document is claimed: each setting it asked for failed.
+    assert report.settings_sha256 == document["sha256"]
+    assert {s["state"] for s in report.settings or ()} == {"failed"}
 
 
 @pytest.mark.mosquitto
@@ -189,3 +217,64 @@ def test_a_kiosk_on_the_machines_own_mosquitto(
     finally:
         peer.close()
         server.close()
+
+
+def test_a_report_over_the_limit_is_not_sent_and_the_connection_is_kept(
+    kiosk_factory: KioskFactory, peer: ServerPeer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An inventory that signs to more than the report limit is logged and not published: the
+    server would refuse it, and the broker would drop the connection for it again and again."""
+    kiosk = kiosk_factory(start=False)
+    state_file = kiosk.device_dir / "state.json"
+    state = json.loads(state_file.read_text())
+    state["apps"] = [f"{n:05d}" + "é" * 195 for n in range(5000)]  # two bytes a character
+    state_file.write_text(json.dumps(state))
+    agent = Agent(load_config(kiosk.data_dir))
+    kiosk.agent = agent
+    agent.start()
+    assert agent.wait_connected(10)
+    cmd_id = peer.send(kiosk.device_id, "report_inventory")
+    # Building and signing 5,000 apps' report is slow on a busy 2-core machine.
+    ack = peer.wait_ack(cmd_id, "failed", timeout=60)
+    assert "too large" in ack.detail
+    with pytest.raises(AssertionError):
+        peer.wait_report(kiosk.device_id, timeout=1.0)
+    assert agent.connected
+    assert f"{kiosk.device_id}: not sending a" in caplog.text
+    assert f"limit is {MAX_REPORT_BYTES} bytes" in caplog.text
+
+
+def test_the_kiosk_reports_the_network_it_is_on(kiosk: Kiosk, peer: ServerPeer) -> None:
+    """P-REG-3: a report says which Wi-Fi the device is on, so the server can tell off-site."""
+    state_file = kiosk.device_dir / "state.json"
+    state = json.loads(state_file.read_text())
+    state["network"] = {"ssid": "Costa-Guest", "gateway": "192.168.4.1"}
+    state_file.write_text(json.dumps(state))  # the device moved to another Wi-Fi
+    peer.send(kiosk.device_id, "report_inventory")
+    report = peer.wait_report(kiosk.device_id, lambda r: r.network is not None)
+    assert dict(report.network or {}) == {"ssid": "Costa-Guest", "gateway": "192.168.4.1"}
+
+
+def test_the_kiosk_checks_in_over_https_with_its_network(
+    kiosk: Kiosk, peer: ServerPeer, server: FakeServer
+) -> None:
+    """P-TROLLEY-2: with its reports the kiosk checks in directly, so its public address is seen."""
+    state_file = kiosk.device_dir / "state.json"
+    state = json.loads(state_file.read_text())
+    state["network"] = {"ssid": "Costa-Guest", "gateway": "192.168.4.1"}
+    state_file.write_text(json.dumps(state))
+    agent = kiosk.agent
+    assert agent is not None
+    # The check-in after the start-up report has gone (or is going); one interval on, a new
+    # report is allowed its own.
+    wait_until(lambda: server.check_ins)
+    agent.check_ins.interval = 0
+    peer.send(kiosk.device_id, "report_inventory")
+    body, address = wait_until(
+        lambda: next((c for c in server.check_ins if c[0].get("ssid") == "Costa-Guest"), None)
+    )
+    assert body["gateway"] == "192.168.4.1" and body["device_id"] == kiosk.device_id
+    assert address == "127.0.0.1"
+    # Each check-in is newer than the one before, as the server requires.
+    stamps = [c[0]["iat"] for c in server.check_ins]
+    assert stamps == sorted(set(stamps))

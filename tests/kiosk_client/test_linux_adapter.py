@@ -47,6 +47,11 @@ def settings(tmp_path: Path) -> LinuxSettings:
         storage_path=tmp_path,
         restart_delay=0.05,
         max_restart_delay=0.2,
+        # Nothing of this machine's own: no idle session, radios or cameras.
+        idle_source="none",
+        rfkill_dir=tmp_path / "no-rfkill",
+        camera_devices=(),
+        microphone_devices=(),
     )
 
 
@@ -65,7 +70,8 @@ def shown(tmp_path: Path) -> list[str]:
 
 def test_the_browser_is_supervised_and_restarted(adapter: LinuxAdapter, tmp_path: Path) -> None:
     pid = wait_until(lambda: adapter.browser.pid)
-    assert shown(tmp_path) == ["https://start.example.org/"]
+    # The pid is known before the stand-in has written its line: wait for the line, not the pid.
+    assert wait_until(lambda: shown(tmp_path)) == ["https://start.example.org/"]
     os.kill(pid, signal.SIGKILL)  # the browser crashes
     new_pid = wait_until(lambda: adapter.browser.pid not in (None, pid) and adapter.browser.pid)
     assert new_pid != pid and adapter.browser.launches == 2
@@ -82,7 +88,10 @@ def test_apply_profile_writes_managed_policy_and_opens_the_kiosk_page(
     applied = adapter.apply_profile(document, 4)
     assert kiosk_document_sha256(applied) == document["sha256"]
     policy = json.loads(settings.policy_file.read_text())
-    assert policy == document["linux"]["chrome_policy"]
+    # The profile blocks screenshots on the device: Chromium's policy carries that too.
+    assert document["device"]["screenshots"] == "blocked"
+    screenshots = {"DisableScreenshots": True, "ScreenCaptureAllowed": False}
+    assert policy == document["linux"]["chrome_policy"] | screenshots
     assert policy["URLBlocklist"] == ["*", "view-source:*"]
     assert oct(settings.policy_file.stat().st_mode & 0o777) == "0o644"
     wait_until(lambda: shown(tmp_path)[-1:] == ["https://assessment.example.org/"])

@@ -19,7 +19,8 @@ import pytest
 from paho.mqtt import client as paho
 
 from mqtt import topics
-from mqtt.broker import BrokerTLS, EmbeddedBroker, _StreamWriterAdapter
+from mqtt.amqtt_patches import ClosingStreamWriterAdapter
+from mqtt.broker import BrokerTLS, EmbeddedBroker
 from mqtt.client import TLSSettings
 from mqtt.errors import BrokerConfigError
 from mqtt.passwords import write_password_file
@@ -225,7 +226,7 @@ def test_writer_close_always_closes_the_transport(
     drain_error: BaseException | None, eof_error: BaseException | None
 ) -> None:
     fake = _FakeTransportWriter(drain_error=drain_error, eof_error=eof_error)
-    adapter = _StreamWriterAdapter(fake)
+    adapter = ClosingStreamWriterAdapter(fake)
     asyncio.run(adapter.close())  # a peer that is already gone is not an error
     assert fake.closed or fake.aborted
     assert adapter.is_closed

@@ -215,3 +215,76 @@ def test_desired_hash_binds_the_profile() -> None:
         Desired.from_body(desired.to_body() | {"trusted_keys": {"k": "not-a-key"}})
     with pytest.raises(MessageError):
         build_desired({"brightness": 0.5}, device_id="dev-a", kid=SKID, version=1, now=NOW)
+
+
+def test_a_report_carries_each_settings_state_and_the_security_posture() -> None:
+    """P-PROFILE-1, P-REG-7: per setting what the device did, and its passcode and encryption."""
+    settings = [
+        {
+            "setting": "device.camera",
+            "state": "enforced",
+            "evidence": {"VideoCaptureAllowed": False},
+        },
+        {"setting": "passcode.required", "state": "not_supported", "detail": "no passcode here"},
+        {"setting": "device.bluetooth_changes", "state": "failed", "detail": "rfkill: denied"},
+    ]
+    report = Report(
+        kid=DKID,
+        device_id="dev-a",
+        iat=NOW,
+        exp=NOW + 60,
+        settings=settings,  # type: ignore[arg-type]
+        settings_sha256="1" * 64,
+        passcode=False,
+        storage_encrypted=True,
+        security_detail={"storage_encrypted": "/ is on dm-crypt (LUKS2)"},
+    )
+    parsed = Report.from_body(report.to_body())
+    assert parsed == report
+    assert [s["state"] for s in parsed.settings or ()] == ["enforced", "not_supported", "failed"]
+    assert parsed.settings and parsed.settings[0]["detail"] == ""
+    assert parsed.settings[1]["evidence"] == {}
+    older = Report.from_body(
+        {"v": 1, "kid": DKID, "device_id": "dev-a", "iat": NOW, "exp": NOW + 1}
+    )
+    assert older.settings is None and older.passcode is None and older.storage_encrypted is None
+    assert older.network is None
+    seen = Report(kid=DKID, device_id="dev-a", iat=NOW, exp=NOW + 60, network={"ssid": "Guest"})
+    assert Report.from_body(seen.to_body()).network == {"ssid": "Guest"}
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"settings": [{"setting": "device.camera", "state": "enforced"}]},  # no sha256
+        {"settings": [{"setting": "device.camera", "state": "on"}], "settings_sha256": "1" * 64},
+        {
+            "settings": [{"setting": "Device Camera", "state": "enforced"}],
+            "settings_sha256": "1" * 64,
+        },
+        {
+            "settings": [{"setting": "device.camera", "state": "enforced", "why": "x"}],
+            "settings_sha256": "1" * 64,
+        },
+        {
+            "settings": [{"setting": "device.camera", "state": "enforced"}] * 2,
+            "settings_sha256": "1" * 64,
+        },
+        {
+            "settings": [
+                {"setting": "device.camera", "state": "enforced", "evidence": {"x": "y" * 3000}}
+            ],
+            "settings_sha256": "1" * 64,
+        },
+        {"passcode": "yes"},
+        {"security_detail": {"owner": "me"}},
+        {"network": {"ssid": "Guest", "gateway": "the router"}},
+        {"network": {"ssid": "x" * 33}},
+        {"network": {"ssid": "Guest", "mac": "00:11:22:33:44:55"}},
+        {"network": "Guest"},
+    ],
+)
+def test_the_applied_state_fields_are_checked(changes: dict[str, Any]) -> None:
+    base = {"v": 1, "kid": DKID, "device_id": "dev-a", "iat": NOW, "exp": NOW + 1}
+    with pytest.raises(MessageError):
+        Report.from_body(base | changes)

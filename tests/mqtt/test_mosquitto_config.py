@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mqtt.errors import BrokerConfigError
+from mqtt.limits import BrokerLimits
 from mqtt.mosquitto import (
     MosquittoTLS,
     acl_file_text,
@@ -77,10 +78,56 @@ def test_conf_text(tmp_path: Path) -> None:
         "require_certificate true",
         "use_identity_as_username true",
         "log_dest stderr",
+        "max_packet_size 2097152",
+        "max_queued_messages 50000",
+        "max_queued_bytes 67108864",
+        "max_inflight_bytes 4194304",
     ]:
         assert expected in lines
     assert "allow_anonymous true" not in text
     assert not any(line.startswith("user ") for line in lines)
+    # Devices log in on the TLS listener, where the client id is always the username; the
+    # workers share the loopback listener under one login with their own client ids.
+    tls_listener = lines.index("listener 8883 0.0.0.0")
+    assert "use_username_as_clientid true" not in lines[:tls_listener]
+    assert "use_username_as_clientid true" in lines[tls_listener:]
+
+
+@pytest.mark.parametrize(
+    ("host", "tied"),
+    [
+        ("127.0.0.1", False),
+        ("localhost", False),
+        ("::1", False),
+        ("0.0.0.0", True),
+        ("10.1.2.3", True),
+        ("broker.example", True),
+    ],
+)
+def test_a_plain_listener_devices_can_reach_ties_client_ids(
+    tmp_path: Path, host: str, tied: bool
+) -> None:
+    text = mosquitto_conf_text(
+        port=1883,
+        host=host,
+        password_file=tmp_path / "passwd",
+        acl_file=tmp_path / "acl",
+        persistence_dir=tmp_path / "data",
+    )
+    assert ("use_username_as_clientid true" in text) == tied
+
+
+def test_limits_reach_the_configuration(tmp_path: Path) -> None:
+    limits = BrokerLimits(max_packet_bytes=1000, max_queued_messages=7, max_queued_bytes=9000)
+    text = mosquitto_conf_text(
+        port=1883,
+        password_file=tmp_path / "passwd",
+        acl_file=tmp_path / "acl",
+        persistence_dir=tmp_path / "data",
+        limits=limits,
+    )
+    lines = text.splitlines()
+    assert {"max_packet_size 1000", "max_queued_messages 7", "max_queued_bytes 9000"} <= set(lines)
 
 
 def test_conf_refusals(tmp_path: Path) -> None:

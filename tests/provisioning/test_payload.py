@@ -17,6 +17,8 @@ from provisioning.payload import (
     is_valid_asset_tag,
     label_url,
     parse_label_url,
+    parse_place_url,
+    place_label_url,
 )
 
 TOKEN = "Qm9ndXMtdG9rZW4tZm9yLXRlc3RzLW9ubHktMTIzNDU"
@@ -285,3 +287,42 @@ def test_invalid_asset_tags(tag: str) -> None:
 @pytest.mark.parametrize("tag", ["A", "ipad-042", "CB_2024.17", "9", "A" * 32])
 def test_valid_asset_tags(tag: str) -> None:
     assert is_valid_asset_tag(tag)
+
+
+def test_a_place_label_round_trips_and_is_not_a_device_label() -> None:
+    """A trolley's label (`/l/<id>`) names the place; read as a device it is refused."""
+    url = place_label_url(BASE, 10)
+    assert url == BASE + "/l/10"
+    assert parse_place_url(url, BASE) == 10
+    assert parse_place_url(" http://TROLLEY.oakfield.example/l/10\t", BASE) == 10
+    assert parse_place_url("https://school.example/trolley/l/7", "https://school.example/trolley")
+    with pytest.raises(LabelCodeError, match="not a device label URL"):
+        parse_label_url(url, BASE)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "10",
+        "Year-6-trolley",
+        BASE + "/d/IPAD-042",
+        BASE + "/l/",
+        BASE + "/l/0",
+        BASE + "/l/010",
+        BASE + "/l/10/",
+        BASE + "/l/10?x=1",
+        BASE + "/l/1%30",
+        BASE + "/l/" + "9" * 11,
+        BASE + "/l/\u0661",
+        "https://evil.example/l/10",
+        "https://school.example/l/7",
+    ],
+)
+def test_anything_else_is_not_a_place_label(text: str) -> None:
+    assert parse_place_url(text, BASE) is None
+
+
+@pytest.mark.parametrize("location_id", [0, -1, True])
+def test_a_place_label_needs_a_real_id(location_id: int) -> None:
+    with pytest.raises(LabelCodeError, match="whole number"):
+        place_label_url(BASE, location_id)

@@ -21,14 +21,17 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from server import create_app
 from server.auth.models import Role, User
+from server.auth.permissions import TOTP_REQUIRED
 from server.auth.services import create_user, issue_token
-from server.db import make_engine, migrate
 from server.schools.demo import DEMO_PASSWORD, seed_demo
 from server.schools.models import School
 from server.schools.services import create_school
+from tests.helpers import migrated_sqlite, unused_code
 from tests.server.conftest import CSRF_RE, cheap_password_hashing
 
 OTHER_PASSWORD = "elmwood-other-school-1"
+# The demo school's second factors: its privileged roles log in over HTTP with a code.
+SECOND_FACTORS: dict[str, str] = {}
 __all__ = ["cheap_password_hashing"]  # Argon2 at a test-sized cost, as in the server suite
 
 
@@ -69,10 +72,7 @@ def serve(app: Flask) -> tuple[str, Callable[[], None]]:
 
 def build_app(tmp: Path, **overrides: Any) -> Flask:
     """A migrated SQLite file in `tmp` and an app on it, configured like a real install."""
-    url = f"sqlite:///{tmp / 'trolley.db'}"
-    engine = make_engine(url)
-    migrate(engine)
-    engine.dispose()
+    url = migrated_sqlite(tmp / "trolley.db")
     config: dict[str, Any] = {
         "database_url": url,
         "instance_dir": tmp / "instance",
@@ -121,6 +121,11 @@ def start_live(tmp: Path) -> Iterator[LiveTrolley]:
             user.totp_secret_sealed = sealed  # lets the roles that need a code log in over HTTP
         session.flush()
         mine = {u.role: u for u in session.scalars(select(User).where(User.school_id == school.id))}
+        demo_totp = pyotp.random_base32()
+        for user in mine.values():
+            if user.role in TOTP_REQUIRED:
+                user.totp_secret_sealed = app.extensions["trolley.box"].seal(demo_totp)
+                SECOND_FACTORS[user.email] = demo_totp
         tokens = {role: _headers(session, user) for role, user in mine.items()}
         other_tokens = {role: _headers(session, user) for role, user in other_users.items()}
         session.expunge_all()
@@ -164,8 +169,9 @@ def log_in(
     )
     assert response.status_code == 302, response.text[:300]
     if response.headers["Location"].endswith("/login/code"):
+        totp_secret = totp_secret or SECOND_FACTORS.get(email)
         assert totp_secret, f"{email} needs a second factor"
-        code = pyotp.TOTP(totp_secret).now()
+        code = unused_code(totp_secret, email)
         response = http.post(
             f"{base}/login/code",
             data={"csrf_token": form_token(http, f"{base}/login/code"), "code": code},

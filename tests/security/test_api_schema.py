@@ -63,12 +63,15 @@ def _server_errors(
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_no_generated_request_gets_a_server_error(fuzzed: LiveTrolley) -> None:
-    """Issue 2 §5: anything a client sends that is wrong gets a 4xx, never a 500."""
+@pytest.mark.parametrize("mode_name", ["positive", "negative"])
+def test_no_generated_request_gets_a_server_error(fuzzed: LiveTrolley, mode_name: str) -> None:
+    """Issue 2 §5: anything a client sends that is wrong gets a 4xx, never a 500. Valid and
+    invalid requests are separate tests, so two processes can share the work."""
     from schemathesis import GenerationMode
     from schemathesis.openapi import from_url
 
     live = fuzzed
+    mode = GenerationMode(mode_name)
     schema = from_url(f"{live.url}/api/v1/openapi.json")
     operations = [
         op
@@ -80,22 +83,22 @@ def test_no_generated_request_gets_a_server_error(fuzzed: LiveTrolley) -> None:
     errors: list[str] = []
     tried = 0
     statuses: Counter[int] = Counter()
-    # Valid requests first, then invalid ones; the two roles take turns so each sees both kinds.
-    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-        for n, operation in enumerate(operations):
-            if time.monotonic() - started > TIME_BUDGET_SECONDS:
-                break
-            role = (Role.SBM, Role.TECHNICIAN)[(n + (mode is GenerationMode.NEGATIVE)) % 2]
-            errors += _server_errors(live, operation, mode, live.tokens[role], statuses)
-            tried += 1
+    # The two roles take turns, and swap turns between the modes, so each sees both kinds.
+    for n, operation in enumerate(operations):
+        if time.monotonic() - started > TIME_BUDGET_SECONDS:
+            break
+        role = (Role.SBM, Role.TECHNICIAN)[(n + (mode is GenerationMode.NEGATIVE)) % 2]
+        errors += _server_errors(live, operation, mode, live.tokens[role], statuses)
+        tried += 1
     elapsed = time.monotonic() - started
     print(
         f"{tried} operation runs, {sum(statuses.values())} requests in {elapsed:.0f}s: {statuses}"
     )
     assert not errors, f"{len(errors)} server errors:\n" + "\n".join(errors)
-    # Every operation must have had its valid requests: a cut-off run proves little.
+    # Every operation must have had its requests: a cut-off run proves little.
     assert tried >= len(operations), f"only {tried} operation runs in {elapsed:.0f}s"
     # The tokens must have worked: an API that answered only 401 was never really exercised.
     # (some 401s are expected: generated requests may retire a person or a token on the way)
     assert statuses[401] < sum(statuses.values()) // 3, statuses
-    assert sum(n for status, n in statuses.items() if status < 300) > len(operations)
+    if mode is GenerationMode.POSITIVE:
+        assert sum(n for status, n in statuses.items() if status < 300) > len(operations)

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +17,20 @@ from cryptography.fernet import Fernet
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Connection, Engine, create_engine, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 from werkzeug.serving import make_server
+from werkzeug.test import TestResponse
 
 from server import create_app
 from server.auth.models import Role, User
-from server.auth.services import create_user, issue_token
+from server.auth.services import create_user, issue_token, start_session
 from server.config import Settings, load_settings
 from server.db import make_engine, migrate
 from server.devices.models import Device, DeviceStatus, Platform
 from server.schools.models import Location, LocationKind, School
 from server.schools.services import add_location, create_school
-from tests.helpers import POSTGRES_ADDR, require_service
+from server.web import SESSION_KEY
+from tests.helpers import POSTGRES_ADDR, migrated_sqlite, require_service
 
 PASSWORD = "correct-horse-battery"
 DATA_KEY = Fernet.generate_key().decode()
@@ -45,6 +48,19 @@ def settings_on(url: str, instance_dir: Path, **overrides: Any) -> Settings:
             "data_keys": [DATA_KEY],
             **overrides,
         },
+    )
+
+
+def file_app(url: str, instance_dir: Path) -> Flask:
+    """The app on its own database file (not the test's transaction), as a server runs it."""
+    return create_app(
+        {
+            "database_url": url,
+            "testing": True,
+            "instance_dir": instance_dir,
+            "secure_cookies": False,
+            "data_keys": [DATA_KEY],
+        }
     )
 
 
@@ -152,20 +168,19 @@ def cheap_password_hashing() -> Iterator[None]:
     """Argon2 at a test-sized cost: the same algorithm and checks, far less CPU per user."""
     from argon2 import PasswordHasher
 
-    from server.auth import services
+    from server.auth.services import passwords
 
-    original = services._hasher, services._DUMMY_HASH
-    services._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    services._DUMMY_HASH = services._hasher.hash("not-a-real-password-but-the-same-cost")
+    original = passwords._hasher, passwords._DUMMY_HASH
+    passwords._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    passwords._DUMMY_HASH = passwords._hasher.hash("not-a-real-password-but-the-same-cost")
     yield
-    services._hasher, services._DUMMY_HASH = original
+    passwords._hasher, passwords._DUMMY_HASH = original
 
 
 @pytest.fixture(scope="session")
 def sqlite_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Engine]]:
-    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'trolley.db'}"
+    url = migrated_sqlite(tmp_path_factory.mktemp("db") / "trolley.db")
     engine = make_engine(url)
-    migrate(engine)
     yield url, engine
     engine.dispose()
 
@@ -318,11 +333,36 @@ def make_device(session: Session, school: School) -> Callable[..., Device]:
     return make
 
 
-def log_in_as(client: FlaskClient, user: User) -> None:
-    """Sign a test client in directly (the log-in flow itself is tested separately)."""
+def log_in_as(client: FlaskClient, user: User, *, second_factor: bool = True) -> str:
+    """Sign a test client in directly, as if it had passed the log-in (with a code unless
+    `second_factor` is false); the flow itself is tested separately. Returns the session key."""
+    session = object_session(user)
+    assert session is not None, "log in a user that is still attached to the test session"
+    key = start_session(
+        session,
+        user,
+        address="127.0.0.1",
+        method="password+totp" if second_factor else "password",
+        second_factor=second_factor,
+    )
     with client.session_transaction() as sess:
         sess["_user_id"] = user.get_id()
         sess["_fresh"] = True
+        sess[SESSION_KEY] = key
+    return key
+
+
+def settle(user: User, *, days: int = 30) -> User:
+    """An account made `days` ago with a second factor: one that may approve destructive
+    commands someone else asked for (the caller commits)."""
+    import pyotp
+
+    from server.crypto import SecretBox
+
+    user.created_at = user.created_at - timedelta(days=days)
+    if user.totp_secret_sealed is None:
+        user.totp_secret_sealed = SecretBox([DATA_KEY]).seal(pyotp.random_base32())
+    return user
 
 
 CSRF_RE = re.compile(
@@ -336,6 +376,15 @@ def csrf_token(client: FlaskClient, path: str = "/login") -> str:
     match = CSRF_RE.search(page)
     assert match, f"no CSRF token on {path}"
     return match.group(1) or match.group(2)
+
+
+def post_login(
+    client: FlaskClient, email: str, password: str = PASSWORD, next_path: str = ""
+) -> TestResponse:
+    """The log-in form, posted as a browser does (with its CSRF token)."""
+    token = csrf_token(client)
+    url = "/login" + (f"?next={next_path}" if next_path else "")
+    return client.post(url, data={"csrf_token": token, "email": email, "password": password})
 
 
 @pytest.fixture
@@ -376,3 +425,22 @@ def enrolled(app: Flask, session: Session) -> Callable[[Device], Device]:
         return device
 
     return make
+
+
+HIDDEN_RE = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
+
+
+def post_confirmed(client: FlaskClient, path: str, data: dict[str, Any]) -> TestResponse:
+    """Post a form that asks first, then say yes on the page it asks with (no scripts)."""
+    import html
+
+    asked = client.post(path, data=data)
+    assert asked.headers.get("X-Trolley-Confirm") == "ask", asked.get_data(as_text=True)[:500]
+    fields = [
+        (html.unescape(n), html.unescape(v))
+        for n, v in HIDDEN_RE.findall(asked.get_data(as_text=True))
+    ]
+    body: dict[str, list[str]] = {}
+    for name, value in fields:
+        body.setdefault(name, []).append(value)
+    return client.post(path, data=body)

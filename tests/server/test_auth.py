@@ -14,12 +14,7 @@ from server.activity.models import ActivityEntry
 from server.auth.models import Role, User
 from server.auth.services import reset_password
 from tests.server.conftest import PASSWORD, csrf_token, log_in_as
-
-
-def _login(client: FlaskClient, email: str, password: str, next_path: str = "") -> object:
-    token = csrf_token(client)
-    url = "/login" + (f"?next={next_path}" if next_path else "")
-    return client.post(url, data={"csrf_token": token, "email": email, "password": password})
+from tests.server.conftest import post_login as _login
 
 
 def test_passwords_are_hashed_with_argon2(make_user: Callable[..., User]) -> None:

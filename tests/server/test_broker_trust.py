@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,31 +9,44 @@ import pytest
 from click.testing import CliRunner
 from cryptography import x509
 from flask import Flask
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from provisioning.ca import create_school_ca, fingerprint
 from server.cli import main
-from server.config import ConfigError, load_settings
+from server.config import ConfigError, load_settings, replace
 from server.crypto import SecretBox
 from server.db import utcnow
-from server.devices.models import Device
-from server.enrolment.services import enrol, issue_enrolment_token, school_authority
+from server.devices.models import Device, DeviceStatus
+from server.enrolment.models import EnrolmentToken
+from server.enrolment.services import (
+    enrol,
+    issue_enrolment_token,
+    issue_enrolment_tokens,
+    school_authority,
+)
+from server.errors import ValidationFailed
 from server.schools.models import School
 
 
-def _enrol(session: Session, settings: object, device: Device) -> tuple[str | None, str | None]:
-    """Issue a code and enrol with it: the code's pin and the CA the answer carries."""
+def _public_key() -> str:
+    """A new device's Ed25519 public key, as it sends it at enrolment."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from mqtt.envelope import encode_public_key
 
+    return encode_public_key(Ed25519PrivateKey.generate().public_key())
+
+
+def _enrol(session: Session, settings: object, device: Device) -> tuple[str | None, str | None]:
+    """Issue a code and enrol with it: the code's pin and the CA the answer carries."""
     _token, payload = issue_enrolment_token(session, None, device, settings)  # type: ignore[arg-type]
     answer = enrol(
         session,
         SecretBox(settings.data_keys),  # type: ignore[attr-defined]
         settings,  # type: ignore[arg-type]
         token=payload.token,
-        public_key=encode_public_key(Ed25519PrivateKey.generate().public_key()),
+        public_key=_public_key(),
         platform="simulated",
     )
     return payload.ca_fingerprint, answer.ca_pem
@@ -52,9 +64,7 @@ def test_a_tls_broker_pins_the_schools_own_ca(
     app: Flask, session: Session, make_device: Callable[..., Device], school: School
 ) -> None:
     """P-SEC-3: devices verify the TLS broker through the CA printed (as a hash) on their code."""
-    settings = dataclasses.replace(
-        app.extensions["trolley.settings"], mqtt_device_url="mqtts://127.0.0.1:8883"
-    )
+    settings = replace(app.extensions["trolley.settings"], mqtt_device_url="mqtts://127.0.0.1:8883")
     device = make_device(asset_tag="OAK-IPAD-001")
     pin, ca_pem = _enrol(session, settings, device)
     ca = school_authority(session, SecretBox(settings.data_keys), school)[0]
@@ -62,6 +72,45 @@ def test_a_tls_broker_pins_the_schools_own_ca(
     assert (
         ca_pem is not None and fingerprint(x509.load_pem_x509_certificate(ca_pem.encode())) == pin
     )
+
+
+def test_a_trolleys_codes_are_issued_together_each_pinned_and_each_usable(
+    app: Flask,
+    session: Session,
+    make_device: Callable[..., Device],
+    school: School,
+    other_school: School,
+) -> None:
+    """Codes printed together pin each device's own school CA, in order, and each enrols."""
+    settings = replace(app.extensions["trolley.settings"], mqtt_device_url="mqtts://127.0.0.1:8883")
+    devices = [make_device(asset_tag=f"OAK-IPAD-{n:03d}") for n in range(3)]
+    devices.append(make_device(in_school=other_school, asset_tag="ELM-IPAD-001"))
+    issued = issue_enrolment_tokens(session, None, devices, settings)
+    box = SecretBox(settings.data_keys)
+    pins = {s.id: school_authority(session, box, s)[0].fingerprint for s in (school, other_school)}
+    assert [p.asset_tag for _t, p in issued] == [d.asset_tag for d in devices]
+    assert [p.ca_fingerprint for _t, p in issued] == [pins[d.school_id] for d in devices]
+    assert len({p.token for _t, p in issued}) == len(devices)
+    for _token, payload in issued:
+        answer = enrol(
+            session,
+            box,
+            settings,
+            token=payload.token,
+            public_key=_public_key(),
+            platform="simulated",
+        )
+        assert answer.ca_pem is not None
+
+
+def test_no_codes_are_issued_when_one_device_has_been_disposed_of(
+    app: Flask, session: Session, make_device: Callable[..., Device], school: School
+) -> None:
+    settings = app.extensions["trolley.settings"]
+    devices = [make_device(), make_device(status=DeviceStatus.DISPOSED)]
+    with pytest.raises(ValidationFailed, match="disposed"):
+        issue_enrolment_tokens(session, None, devices, settings)
+    assert session.scalar(select(func.count()).select_from(EnrolmentToken)) == 0
 
 
 def test_a_trust_listener_is_pinned_for_every_school(
@@ -76,7 +125,7 @@ def test_a_trust_listener_is_pinned_for_every_school(
     trust_ca = create_school_ca("Oak Trust", now=utcnow())
     ca_file = tmp_path / "broker-ca.pem"
     ca_file.write_bytes(trust_ca.cert_pem())
-    settings = dataclasses.replace(
+    settings = replace(
         app.extensions["trolley.settings"],
         mqtt_device_url="mqtts://mqtt.trust.example:8883",
         mqtt_device_ca=ca_file,

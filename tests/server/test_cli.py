@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner, Result
@@ -120,6 +123,75 @@ def test_users_create_token_and_reset(env: dict[str, str]) -> None:
         stdin="another-long-one\n",
     )
     assert reset.exit_code == 0 and "signed out" in reset.output
+    # P-SEC-1: the reset revoked the token made above.
+    assert _count(env, "SELECT count(*) FROM api_tokens WHERE revoked_at IS NULL") == 0
+
+
+def test_accounts_end_roles_change_and_security_is_set_on_the_server(env: dict[str, str]) -> None:
+    """P-LEAVE-1, P-SEC-1: the trust's own command line turns accounts off and on, gives roles
+    and sets what a stolen administrator account must not: the cooling-off and token lifetime."""
+    assert run(env, "db", "upgrade").exit_code == 0
+    assert run(env, "schools", "create", "oakfield", "Oakfield Primary").exit_code == 0
+    for email, role in (("sue@oakfield.example", "sbm"), ("ann@oakfield.example", "admin")):
+        made = run(
+            env, "users", "create", email, "--role", role, "--password-stdin", stdin="a-long-one!\n"
+        )
+        assert made.exit_code == 0, made.output
+    assert run(env, "users", "token", "sue@oakfield.example", "--scope", "read").exit_code == 0
+    off = run(env, "users", "deactivate", "sue@oakfield.example", "--reason", "Left in July")
+    assert off.exit_code == 0, off.output
+    assert _count(env, "SELECT count(*) FROM api_tokens WHERE revoked_at IS NULL") == 0
+    assert _count(env, "SELECT count(*) FROM users WHERE active") == 1
+    on = run(env, "users", "reactivate", "sue@oakfield.example", "--reason", "Came back")
+    assert on.exit_code == 0, on.output
+    role = run(env, "users", "role", "sue@oakfield.example", "technician")
+    assert role.exit_code == 0 and "now technician" in role.output
+    assert run(env, "users", "role", "sue@oakfield.example", "wizard").exit_code == 2
+    shown = run(env, "schools", "security", "oakfield")
+    assert "idle time-out 10 minutes; approvers wait 7 days; tokens last at most 90" in shown.output
+    changed = run(
+        env,
+        "schools",
+        "security",
+        "oakfield",
+        "--approver-cooling-off-days",
+        "14",
+        "--token-days",
+        "30",
+    )
+    assert changed.exit_code == 0 and "wait 14 days; tokens last at most 30 days" in changed.output
+    too_long = run(env, "schools", "security", "oakfield", "--idle-minutes", "600")
+    assert too_long.exit_code == 1 and "between 2 and 60 minutes" in too_long.output
+
+
+def test_the_trust_sees_serials_two_schools_registered(env: dict[str, str]) -> None:
+    """P-SEC-1: schools are never told; whoever runs the trust's Trolley lists them."""
+    assert run(env, "db", "upgrade").exit_code == 0
+    assert "No serial number" in run(env, "devices", "shared-serials").output
+    engine = create_engine(env["TROLLEY_DATABASE_URL"])
+    try:
+        with engine.begin() as conn:
+            for slug in ("oakfield", "elmwood"):
+                conn.execute(
+                    text(
+                        "INSERT INTO schools (slug, name, timezone, return_message, created_at) "
+                        "VALUES (:s, :s, 'Europe/London', '-', CURRENT_TIMESTAMP)"
+                    ),
+                    {"s": slug},
+                )
+                conn.execute(
+                    text(
+                        "INSERT INTO devices (school_id, asset_tag, serial, platform, make, model,"
+                        " status, created_at, updated_at) SELECT id, :tag, 'DMPXK2Q1JF81', "
+                        "'ipados', 'Apple', 'iPad', 'in_service', CURRENT_TIMESTAMP, "
+                        "CURRENT_TIMESTAMP FROM schools WHERE slug = :s"
+                    ),
+                    {"s": slug, "tag": f"{slug.upper()}-1"},
+                )
+    finally:
+        engine.dispose()
+    listed = run(env, "devices", "shared-serials").output.splitlines()
+    assert listed == ["DMPXK2Q1JF81\telmwood\tELMWOOD-1", "DMPXK2Q1JF81\toakfield\tOAKFIELD-1"]
 
 
 def test_serve_refuses_an_old_schema(sqlite_env: dict[str, str]) -> None:
@@ -135,7 +207,9 @@ def test_backup_and_restore_round_trip(env: dict[str, str], tmp_path: Path) -> N
     users_before = _count(env, "SELECT count(*) FROM users")
     trail_before = _count(env, "SELECT count(*) FROM activity_entries")
     backup_file = tmp_path / "trolley.backup"
-    done = run(env, "backup", str(backup_file))
+    passphrase = tmp_path / "passphrase"
+    passphrase.write_text("a passphrase the school keeps\n")
+    done = run(env, "backup", str(backup_file), "--passphrase-file", str(passphrase))
     assert done.exit_code == 0, done.output
     assert backup_file.stat().st_size > 10_000
 
@@ -147,12 +221,14 @@ def test_backup_and_restore_round_trip(env: dict[str, str], tmp_path: Path) -> N
     engine.dispose()
     assert _count(env, "SELECT count(*) FROM devices") == 0
 
-    restored = run(env, "restore", str(backup_file), "--yes")
+    restored = run(env, "restore", str(backup_file), "--yes", "--passphrase-file", str(passphrase))
     assert restored.exit_code == 0, restored.output
     assert _count(env, "SELECT count(*) FROM devices") == 90
     assert _count(env, "SELECT count(*) FROM users") == users_before
     assert _count(env, "SELECT count(*) FROM users WHERE name = 'changed'") == 0
-    assert _count(env, "SELECT count(*) FROM activity_entries") == trail_before
+    # What the backup held, and the restore itself, recorded at the end of the trail.
+    assert _count(env, "SELECT count(*) FROM activity_entries") == trail_before + 1
+    assert _count(env, "SELECT count(*) FROM activity_entries WHERE action = 'backup.restored'")
     assert run(env, "activity", "verify").exit_code == 0
 
 
@@ -202,3 +278,27 @@ def test_demo_school_has_what_the_brief_promises(sqlite_env: dict[str, str]) -> 
     assert _count(sqlite_env, "SELECT count(DISTINCT serial) FROM devices") == 90
     again = run(sqlite_env, "demo", "--seed-only")  # seeding twice changes nothing
     assert again.exit_code == 0 and _count(sqlite_env, "SELECT count(*) FROM devices") == 90
+
+
+def test_an_enrolment_payload_says_until_when_on_the_school_clock(
+    sqlite_env: dict[str, str],
+) -> None:
+    """The technician reads the code's expiry as the school's clocks show it, not in UTC."""
+    assert run(sqlite_env, "demo", "--seed-only").exit_code == 0
+    engine = create_engine(sqlite_env["TROLLEY_DATABASE_URL"])
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE schools SET timezone = 'Asia/Tokyo'"))
+        result = CliRunner().invoke(
+            main, ["devices", "enrol-payload", "OAK-IPAD-001"], env=sqlite_env
+        )
+        with engine.connect() as conn:
+            stored = conn.execute(text("SELECT max(expires_at) FROM enrolment_tokens")).scalar_one()
+    finally:
+        engine.dispose()
+    assert result.exit_code == 0, result.output
+    expires = datetime.fromisoformat(str(stored)).replace(tzinfo=UTC)
+    tokyo = expires.astimezone(ZoneInfo("Asia/Tokyo"))
+    said = re.search(r"\(valid once, until (.+)\)", result.output)
+    assert said is not None and "UTC" not in said.group(1)
+    assert said.group(1) == f"{tokyo:%H:%M} on {tokyo:%a} {tokyo.day} {tokyo:%b %Y}, school time"

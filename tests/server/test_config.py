@@ -52,3 +52,23 @@ def test_production_cookies_are_secure(tmp_path: Path) -> None:
         "TROLLEY_DATA_KEYS": "Xz7bq0q4bq4w1Xn2l3uQx1m5yV6f0k3d7R9sT2uV4wA=",
     }
     assert load_settings(env=env).secure_cookies is True
+
+
+def test_passkeys_belong_to_the_base_url_unless_told_otherwise(tmp_path: Path) -> None:
+    """The site passkeys are made for is checked at start-up, not at someone's first passkey."""
+    env = {"TROLLEY_INSTANCE_DIR": str(tmp_path), "TROLLEY_BASE_URL": "https://it.oak.example/"}
+    settings = load_settings(env=env, overrides={"demo": True})
+    assert (settings.passkey_origin, settings.passkey_rp_id) == (
+        "https://it.oak.example",
+        "it.oak.example",
+    )
+    parent = load_settings(
+        env={**env, "TROLLEY_PASSKEY_RP_ID": "oak.example"}, overrides={"demo": True}
+    )
+    assert parent.passkey_rp_id == "oak.example"
+    with pytest.raises(ConfigError, match=r"TROLLEY_PASSKEY_RP_ID must be it\.oak\.example"):
+        load_settings(
+            env={**env, "TROLLEY_PASSKEY_RP_ID": "evil.example"}, overrides={"demo": True}
+        )
+    with pytest.raises(ConfigError, match="TROLLEY_PASSKEY_ORIGIN"):
+        load_settings(env={**env, "TROLLEY_PASSKEY_ORIGIN": "trolley"}, overrides={"demo": True})

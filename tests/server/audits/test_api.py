@@ -118,8 +118,8 @@ def test_an_audit_from_start_to_follow_ups_over_the_api(
     assert [d["asset_tag"] for d in report["not_expected"]["items"]] == ["Y3-1"]
     exported = client.get(f"{url}/report/csv", headers=lead_auth).get_json()
     assert exported["filename"].startswith(f"audit-{audit['id']}-")
-    rows = list(csv.DictReader(io.StringIO(exported["csv"])))
-    assert {r["asset_tag"] for r in rows} == {"Y4-1", "Y4-2", "Y4-3", "Y4-4", "Y3-1", "NOPE-1"}
+    rows = list(csv.DictReader(io.StringIO(exported["csv"].removeprefix("\ufeff"))))
+    assert {r["Asset tag"] for r in rows} == {"Y4-1", "Y4-2", "Y4-3", "Y4-4", "Y3-1", "NOPE-1"}
 
     follow = client.post(f"{url}/follow-ups", headers=lead_auth).get_json()
     assert follow["repairs"] == ["Y4-1"]
@@ -147,19 +147,32 @@ def test_photo_and_spot_checks_over_the_api(
     started = client.post("/api/v1/photo-checks", headers=auth)
     assert started.status_code == 201
     check = started.get_json()
-    assert check["holding_before"] == 1 and check["devices"][0]["asset_tag"] == "Y4-1"
+    tags = sorted(d.asset_tag for d in fleet.all)
+    assert check["holding_before"] == 1 and check["asked"] == 0
+    assert sorted(d["asset_tag"] for d in check["devices"]) == tags
     wipe = client.post(f"/api/v1/photo-checks/{check['id']}/wipe", headers=auth).get_json()
-    assert wipe["wipe_by_hand"] == ["Y4-1"] and wipe["sent"] == 0
-    by_hand = client.post(
-        f"/api/v1/photo-checks/{check['id']}/items/Y4-1/by-hand",
-        json={"photos_left": 0},
-        headers=auth,
-    ).get_json()
-    assert by_hand["devices"][0]["wiped_by_hand_by"] == lead.name
+    # None is enrolled, and only Y4-1 ever reported: each is for a person to check by hand.
+    assert wipe["wipe_by_hand"] == tags and wipe["sent"] == 0
+    refused = client.post(f"/api/v1/photo-checks/{check['id']}/complete", json={}, headers=auth)
+    assert refused.status_code == 409
+    assert refused.get_json()["error"]["details"]["unconfirmed"] == tags
+    for tag in tags:
+        by_hand = client.post(
+            f"/api/v1/photo-checks/{check['id']}/items/{tag}/by-hand",
+            json={"photos_left": 0, "saw": "Photos app empty"},
+            headers=auth,
+        ).get_json()
+    line = next(d for d in by_hand["devices"] if d["asset_tag"] == "Y4-1")
+    assert (line["wiped_by_hand_by"], line["hand_note"], line["outcome"]) == (
+        lead.name,
+        "Photos app empty",
+        "cleared",
+    )
     done = client.post(
         f"/api/v1/photo-checks/{check['id']}/complete", json={"note": "ok"}, headers=auth
     ).get_json()
-    assert (done["status"], done["cleared"], done["holding_before"]) == ("complete", 1, 1)
+    assert (done["status"], done["cleared"], done["holding_before"]) == ("complete", 7, 1)
+    assert done["checked_by_hand"] == 7
     overview = client.get("/api/v1/photo-checks", headers=auth).get_json()
     assert overview["checks"][0]["id"] == check["id"] and overview["half_terms"]
 

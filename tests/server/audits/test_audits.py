@@ -378,8 +378,10 @@ def test_the_report_downloads_as_csv(
     audit = _run_spring_audit(session, lead, teacher, fleet)
     services.close_audit(session, lead, audit.id, now=NOW)
     text = services.report_csv(session, lead.school_id, audit.id)
-    rows = list(csv.DictReader(io.StringIO(text)))
-    assert [r["asset_tag"] for r in rows] == [
+    # A byte-order mark first, so Excel reads the file as UTF-8 (the “›” in place paths).
+    assert text.startswith("\ufeffAsset tag,Model,Register status,Audit result,")
+    rows = list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
+    assert [r["Asset tag"] for r in rows] == [
         "Y3-1",
         "Y3-2",
         "Y3-3",
@@ -389,14 +391,16 @@ def test_the_report_downloads_as_csv(
         "Y4-4",
         "LOST-LABEL",
     ]
-    by_tag = {r["asset_tag"]: r for r in rows}
-    assert by_tag["Y4-2"]["audit_result"] == "misplaced"
-    assert by_tag["Y4-2"]["found_in"] == "Office › Office safe"
-    assert by_tag["Y4-3"]["screen_intact"] == "no" and by_tag["Y4-3"]["damaged"] == "yes"
-    assert by_tag["Y4-4"]["online_last_24_hours"] == "yes"
-    assert by_tag["Y3-2"]["holder"] == teacher.name
-    assert by_tag["LOST-LABEL"]["audit_result"] == "unknown_label"
-    assert by_tag["Y4-1"]["scanned_at"] == "2026-03-03 10:42"
+    by_tag = {r["Asset tag"]: r for r in rows}
+    assert by_tag["Y4-2"]["Audit result"] == "Misplaced"
+    assert by_tag["Y4-2"]["Register status"] == "In service"
+    assert by_tag["Y4-2"]["Found in"] == "Office › Office safe"
+    assert by_tag["Y4-3"]["Screen intact"] == "No" and by_tag["Y4-3"]["Damaged"] == "Yes"
+    assert by_tag["Y4-4"]["Online in the last 24 hours"] == "Yes"
+    assert by_tag["Y3-2"]["Held by"] == teacher.name
+    assert by_tag["LOST-LABEL"]["Audit result"] == "Unknown label"
+    assert by_tag["Y4-1"]["Scanned at"] == "2026-03-03 10:42"
+    assert "in_service" not in text and "unknown_label" not in text
 
 
 def test_a_formula_in_a_name_stays_text_in_the_csv(

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from server.audits import services
 from server.audits.models import Audit, AuditItem, AuditState
+from server.audits.services import locking
 from server.auth.models import Role, User
 from server.auth.services import create_user
 from server.db import Database
@@ -129,7 +130,7 @@ def _pause_in(
 ) -> tuple[threading.Event, threading.Event]:
     """Hold the named thread just after it has taken the audit's lock, until released."""
     locked, release = threading.Event(), threading.Event()
-    original: Callable[..., Audit] = services._locked
+    original: Callable[..., Audit] = locking._locked
 
     def holding(*args: Any, **kwargs: Any) -> Audit:
         audit = original(*args, **kwargs)
@@ -138,7 +139,7 @@ def _pause_in(
             assert release.wait(30), "the test never released the lock"
         return audit
 
-    monkeypatch.setattr(services, "_locked", holding)
+    monkeypatch.setattr(locking, "_locked", holding)
     return locked, release
 
 

@@ -13,7 +13,7 @@ from server.auth.models import User
 from server.devices.models import Device, DeviceStatus
 from server.schools.models import Term
 from tests.server.audits.conftest import Fleet
-from tests.server.conftest import csrf_token, log_in_as
+from tests.server.conftest import csrf_token, log_in_as, post_confirmed
 
 
 def _audit(session: Session) -> Audit:
@@ -74,11 +74,10 @@ def test_the_computing_lead_runs_an_audit_through_the_pages(
     assert 'role="img"' in report and '<title id="audit-states-title">' in report
     assert "2 / 4" in report and "Sign off the audit" in report
     token = csrf_token(client, f"/audits/{audit.id}")
-    closed = client.post(
-        f"/audits/{audit.id}/close",
-        data={"csrf_token": token, "note": "All three trolleys"},
-        follow_redirects=True,
-    ).get_data(as_text=True)
+    signed = post_confirmed(
+        client, f"/audits/{audit.id}/close", {"csrf_token": token, "note": "All three trolleys"}
+    )
+    closed = client.get(signed.headers["Location"]).get_data(as_text=True)
     assert "signed off and locked" in closed and "Sign-off note:" in closed
     late = client.post(
         f"/audits/{audit.id}/scan",
@@ -86,9 +85,8 @@ def test_the_computing_lead_runs_an_audit_through_the_pages(
         follow_redirects=True,
     ).get_data(as_text=True)
     assert "so your scan of Y4-3 was not recorded" in late
-    follow = client.post(
-        f"/audits/{audit.id}/follow-ups", data={"csrf_token": token}, follow_redirects=True
-    ).get_data(as_text=True)
+    raised = post_confirmed(client, f"/audits/{audit.id}/follow-ups", {"csrf_token": token})
+    follow = client.get(raised.headers["Location"]).get_data(as_text=True)
     assert "1 device sent for repair" in follow
     damaged = session.get(Device, fleet.y4_devices[0].id)
     assert damaged is not None
@@ -96,7 +94,7 @@ def test_the_computing_lead_runs_an_audit_through_the_pages(
     assert damaged.status is DeviceStatus.IN_REPAIR
     csv = client.get(f"/audits/{audit.id}/report.csv")
     assert csv.mimetype == "text/csv" and "attachment" in csv.headers["Content-Disposition"]
-    assert csv.get_data(as_text=True).splitlines()[0].startswith("asset_tag,model,")
+    assert csv.data.startswith(b"\xef\xbb\xbfAsset tag,Model,")
     device_page = client.get("/devices/Y4-2").get_data(as_text=True)
     assert "Termly audits" in device_page and "Misplaced in Year 3 trolley" in device_page
 

@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from server.audits import services
 from server.auth.models import User
+from server.jobs import JobContext, discover_jobs
 from server.notifications.models import Notification
-from server.worker import JobContext, discover_jobs
 from tests.server.audits.conftest import Fleet
 
 
@@ -107,6 +107,9 @@ def test_no_reminder_when_this_half_terms_check_is_done(
     app: Flask, session: Session, lead: User, fleet: Fleet
 ) -> None:
     check = services.start_photo_check(session, lead, now=_at("2026-03-02"))
+    for device in fleet.all:  # every device answers the check: no photos
+        device.photo_count, device.photo_count_at = 0, _at("2026-03-02")
+    session.commit()
     services.complete_photo_check(session, lead, check.id, now=_at("2026-03-02"))
     _run(app, session, _at("2026-03-26"))
     assert _told(session, "audit.photo_check") == []

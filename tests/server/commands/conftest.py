@@ -26,6 +26,7 @@ from server.auth.services import create_user
 from server.config import Settings
 from server.crypto import SecretBox
 from server.db import Base, Database, make_engine, migrate
+from server.device_channel import DeviceChannel
 from server.devices.models import Device
 from server.enrolment.services import (
     enrol,
@@ -34,9 +35,14 @@ from server.enrolment.services import (
     write_broker_passwords,
 )
 from server.schools.services import create_school
-from server.worker import DeviceChannel
-from tests.helpers import MOSQUITTO_ADDR, POSTGRES_ADDR, free_port, require_service
-from tests.server.conftest import KIOSK, POSTGRES_BASE, new_device, settings_on
+from tests.helpers import (
+    MOSQUITTO_ADDR,
+    POSTGRES_ADDR,
+    free_port,
+    migrated_sqlite,
+    require_service,
+)
+from tests.server.conftest import KIOSK, POSTGRES_BASE, new_device, settings_on, settle
 
 
 def wait_until(check: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
@@ -50,11 +56,7 @@ def wait_until(check: Callable[[], bool], timeout: float = 20.0, what: str = "co
 
 @pytest.fixture(scope="session")
 def live_sqlite(tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = f"sqlite:///{tmp_path_factory.mktemp('live') / 'live.db'}"
-    engine = make_engine(url)
-    migrate(engine)
-    engine.dispose()
-    return url
+    return migrated_sqlite(tmp_path_factory.mktemp("live") / "live.db")
 
 
 def _empty(url: str) -> None:
@@ -120,7 +122,7 @@ class FakeDevice:
     inbox: queue.Queue[bytes] = field(default_factory=queue.Queue)
     client: Any = None
 
-    def connect(self) -> None:
+    def connect(self, keepalive: int = 60) -> None:
         self.client = make_client(
             self.mqtt_id,
             username=self.mqtt_id,
@@ -137,7 +139,7 @@ class FakeDevice:
 
         self.client.on_connect = on_connect
         self.client.on_message = lambda _c, _u, m: self.inbox.put(bytes(m.payload))
-        self.client.connect("127.0.0.1", self.port)
+        self.client.connect("127.0.0.1", self.port, keepalive=keepalive)
         self.client.loop_start()
         assert connected.wait(10), f"{self.mqtt_id} could not connect"
 
@@ -180,6 +182,7 @@ class FakeDevice:
 
 @dataclass
 class Live:
+    broker: str  # "embedded" or "mosquitto"
     settings: Settings
     database: Database
     box: SecretBox
@@ -214,14 +217,16 @@ def live(request: pytest.FixtureRequest, live_url: str, tmp_path: Path) -> Itera
             role=Role.TECHNICIAN,
             password="long-password-1",
         )
-        head = create_user(
-            session,
-            actor=None,
-            school=school,
-            email=f"h{uuid.uuid4().hex[:6]}@x.example",
-            name="Head",
-            role=Role.HEADTEACHER,
-            password="long-password-1",
+        head = settle(
+            create_user(
+                session,
+                actor=None,
+                school=school,
+                email=f"h{uuid.uuid4().hex[:6]}@x.example",
+                name="Head",
+                role=Role.HEADTEACHER,
+                password="long-password-1",
+            )
         )
         devices = []
         for n in range(3):
@@ -260,7 +265,7 @@ def live(request: pytest.FixtureRequest, live_url: str, tmp_path: Path) -> Itera
             server_users=(settings.mqtt_server_user,),
         )
         broker.start()
-    from server.worker import broker_url_for_worker
+    from server.device_channel import broker_url_for_worker
 
     channel = DeviceChannel(
         database,
@@ -283,7 +288,9 @@ def live(request: pytest.FixtureRequest, live_url: str, tmp_path: Path) -> Itera
     with database.begin() as session:
         loaded = [session.merge(d) for d in devices]
         tech_row, head_row = session.merge(tech), session.merge(head)
-    yield Live(settings, database, box, channel, port, tech_row, head_row, loaded, fakes)
+    yield Live(
+        request.param, settings, database, box, channel, port, tech_row, head_row, loaded, fakes
+    )
     stop.set()
     pumper.join(timeout=5)
     for fake in fakes:

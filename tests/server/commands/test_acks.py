@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,15 +16,17 @@ from sqlalchemy import Connection, Engine, event, select
 from sqlalchemy.orm import Session
 
 from mqtt.envelope import encode_public_key, key_id, sign
-from mqtt.messages import AckState, build_ack
-from mqtt.topics import ack_topic, status_topic
+from mqtt.messages import AckState, Report, build_ack
+from mqtt.topics import ack_topic, reported_topic, status_topic
+from server import device_channel
+from server.auth.models import Role, User
 from server.commands import services
 from server.commands.models import Command, CommandStatus
 from server.crypto import SecretBox
 from server.db import Database, utcnow
+from server.device_channel import UNKNOWN_FOR, DeviceChannel
 from server.devices.models import Device, DeviceEvent
 from server.enrolment.models import DeviceIdentity
-from server.worker import UNKNOWN_FOR, DeviceChannel
 from tests.server.conftest import settings_on
 
 
@@ -291,3 +294,156 @@ class _NoWait:
 
     def wait(self, _timeout: float) -> bool:
         return False
+
+
+def _inserts(statements: list[str], table: str) -> int:
+    return sum(s.lstrip().startswith(f"INSERT INTO {table} ") for s in statements)
+
+
+def test_a_fleet_wide_command_writes_each_kind_of_row_in_one_statement(
+    session: Session,
+    channel: DeviceChannel,
+    sender: Callable[[], Sender],
+    statements: list[str],
+    make_user: Callable[..., User],
+) -> None:
+    """Asking many devices and recording their answers costs one INSERT per table, not one per
+    device (SQLite inserted each row by itself to learn its id)."""
+    senders = [sender() for _ in range(5)]
+    devices = [session.get(Device, s.identity.device_id) for s in senders]
+    statements.clear()
+    issued = services.issue(
+        session, make_user(Role.TECHNICIAN), [d for d in devices if d], "ping", reason="check"
+    )
+    assert [c.device_id for c in issued] == [s.identity.device_id for s in senders]
+    assert len({c.batch_id for c in issued}) == 1 and issued[0].status is CommandStatus.QUEUED
+    assert _inserts(statements, "commands") == 1
+    assert _inserts(statements, "device_events") == 1
+    statements.clear()
+    channel.process([s.ack(c, AckState.DONE) for s, c in zip(senders, issued, strict=True)])
+    assert _inserts(statements, "device_events") == 1
+    for s, command in zip(senders, issued, strict=True):
+        assert _fresh(session, command).status is CommandStatus.DONE
+        assert _events(session, s.identity.device_id) == ["Ping asked for", "Ping done"]
+
+
+def _updates(statements: list[str], table: str) -> int:
+    return sum(s.lstrip().startswith(f"UPDATE {table} ") for s in statements)
+
+
+def test_a_fleet_wide_wipe_is_recorded_in_one_update_per_table(
+    session: Session,
+    channel: DeviceChannel,
+    sender: Callable[[], Sender],
+    statements: list[str],
+    now: datetime,
+) -> None:
+    """P-PHOTO-1: every device's `done` moves its wipe and its photo count, in one UPDATE of the
+    commands and one of the devices for the whole batch (the unit of work wrote row by row)."""
+    senders = [sender() for _ in range(4)]
+    sent = [_sent(session, s) for s in senders]
+    statements.clear()
+    channel.process(
+        [
+            s.ack(c, AckState.DONE, deleted=3, remaining=1)
+            for s, c in zip(senders, sent, strict=True)
+        ]
+    )
+    assert _updates(statements, "commands") == 1 and _updates(statements, "devices") == 1
+    session.expire_all()
+    for s, command in zip(senders, sent, strict=True):
+        done = _fresh(session, command)
+        assert done.status is CommandStatus.DONE and done.finished_at == now
+        device = session.get(Device, s.identity.device_id)
+        assert device is not None and (device.photo_count, device.photo_count_at) == (1, now)
+
+
+def test_an_ack_recorded_in_bulk_is_what_a_loaded_command_then_says(
+    session: Session, sender: Callable[[], Sender], now: datetime
+) -> None:
+    """A caller holding the command and its device sees the answer on those very objects."""
+    device = sender()
+    command = _sent(session, device)
+    loaded = session.get(Device, device.identity.device_id)
+    assert loaded is not None and command.status is CommandStatus.SENT
+    ack = build_ack(
+        command.cmd_id,
+        AckState.DONE,
+        device_id=device.identity.mqtt_id,
+        kid=device.identity.kid,
+        now=int(now.timestamp()),
+        result={"deleted": 2, "remaining": 0},
+    )
+    assert services.record_ack(session, device.identity, ack, now=now) is command
+    assert command.status is CommandStatus.DONE and command.finished_at == now
+    assert loaded.photo_count == 0 and loaded.photo_count_at == now
+
+
+def test_signatures_are_checked_outside_the_write_transaction(
+    session: Session,
+    channel: DeviceChannel,
+    sender: Callable[[], Sender],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every ack and report is still verified, but while no write transaction is open: on
+    SQLite that holds the one writer lock the publishing side waits for."""
+    device = sender()
+    command = _sent(session, device)
+    writing = False
+    checked: list[bool] = []
+    real_transaction, real_open = channel._transaction, device_channel.open_envelope
+
+    @contextmanager
+    def watched() -> Iterator[Session]:
+        nonlocal writing
+        with real_transaction() as inner:
+            writing = True
+            try:
+                yield inner
+            finally:
+                writing = False
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        checked.append(writing)
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(channel, "_transaction", watched)
+    monkeypatch.setattr(device_channel, "open_envelope", spy)
+    report = Report(
+        kid=device.identity.kid,
+        device_id=device.identity.mqtt_id,
+        iat=int(utcnow().timestamp()),
+        exp=int(utcnow().timestamp()) + 600,
+        os_version="12.1",
+    )
+    channel.process(
+        [
+            device.ack(command, AckState.DONE),
+            (reported_topic(device.identity.mqtt_id), sign(report.to_body(), device.key)),
+        ]
+    )
+    assert checked == [False, False]
+    assert _fresh(session, command).status is CommandStatus.DONE
+    assert channel.stats.acks == 1 and channel.stats.reports == 1
+
+
+def test_commands_for_devices_without_a_live_identity_do_not_hold_up_the_outbox(
+    session: Session, sender: Callable[[], Sender], now: datetime
+) -> None:
+    """A claim passes over queued commands whose device was reset (no live identity) and still
+    fills its batch from the rest; those wait, queued, for the device to enrol again."""
+    reset, live = sender(), sender()
+    waiting = [_sent(session, reset) for _ in range(3)]
+    ready = [_sent(session, live) for _ in range(3)]
+    for command in waiting + ready:
+        command.status = CommandStatus.QUEUED
+    identity = session.get(DeviceIdentity, reset.identity.id)
+    assert identity is not None
+    identity.revoked_at = now
+    session.commit()
+    claimed = services.claim_outgoing(session, now=now, limit=2)
+    assert [o.command_id for o in claimed] == [c.id for c in ready[:2]]
+    assert [o.seq for o in claimed] == [1, 2]
+    claimed = services.claim_outgoing(session, now=now, limit=5)
+    assert [o.command_id for o in claimed] == [c.id for c in ready]
+    assert {_fresh(session, c).status for c in waiting} == {CommandStatus.QUEUED}

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from sqlalchemy import select
 
+from mqtt.envelope import key_id, sign
+from mqtt.limits import MAX_REPORT_BYTES
+from mqtt.messages import Report
+from mqtt.topics import QOS, reported_topic
 from server.commands import services
 from server.commands.models import Command, CommandStatus
+from server.db import utcnow
 from server.devices.models import Device
+from server.enrolment.models import DeviceIdentity
 from server.errors import Forbidden
 from tests.server.commands.conftest import Live, wait_until
 
@@ -74,9 +82,16 @@ def test_factory_reset_needs_a_second_person(live: Live) -> None:
     assert _statuses(live) == [CommandStatus.PENDING_APPROVAL]
     with live.database.begin() as session:
         with pytest.raises(Forbidden):
-            services.approve(session, session.merge(live.technician), command_id=command_id)
+            services.approve(
+                session,
+                session.merge(live.technician),
+                command_id=command_id,
+                stepped_up_at=utcnow(),
+            )
     with live.database.begin() as session:
-        services.approve(session, session.merge(live.head), command_id=command_id)
+        services.approve(
+            session, session.merge(live.head), command_id=command_id, stepped_up_at=utcnow()
+        )
     fake = live.fakes[2]
     fake.connect()
     command = fake.answer()
@@ -154,3 +169,63 @@ def test_a_worker_the_broker_stops_delivering_to_reconnects_and_loses_no_ack(liv
     fake.answer()
     wait_until(lambda: _statuses(live) == [CommandStatus.DONE], what="the waiting ack")
     assert live.channel.stats.restarts == 1
+
+
+def _identity(live: Live, mqtt_id: str) -> DeviceIdentity:
+    with live.database.begin() as session:
+        found = session.scalar(select(DeviceIdentity).where(DeviceIdentity.mqtt_id == mqtt_id))
+        assert found is not None
+        session.expunge(found)
+        return found
+
+
+def test_a_device_that_vanishes_is_recorded_offline_within_twice_its_keepalive(
+    live: Live,
+) -> None:
+    """A device whose network drops (no DISCONNECT) shows `offline` within twice its keep-alive,
+    and the server records since when: the broker enforces the keep-alive and sends the will."""
+    # Mosquitto 2.0 looks for expired keep-alives every 6 s: within 2 x from 14 s up.
+    keepalive = 4 if live.broker == "embedded" else 14
+    fake = live.fakes[0]
+    fake.connect(keepalive=keepalive)
+    wait_until(lambda: _identity(live, fake.mqtt_id).online, what="the device to be online")
+    vanished = utcnow()
+    started = time.monotonic()
+    fake.client.loop_stop()  # the socket stays open, but nothing more is ever sent on it
+    wait_until(
+        lambda: not _identity(live, fake.mqtt_id).online,
+        timeout=2 * keepalive + 5,
+        what="the device to be recorded offline",
+    )
+    elapsed = time.monotonic() - started
+    assert elapsed <= 2 * keepalive, f"offline after {elapsed:.1f} s"
+    identity = _identity(live, fake.mqtt_id)
+    assert identity.offline_since is not None
+    assert vanished <= identity.offline_since <= utcnow()
+
+
+def test_a_full_inventory_is_recorded_and_an_oversize_message_refused(
+    live: Live, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A report listing 5,000 apps is recorded; a payload over its kind's limit is refused and
+    logged before it is parsed."""
+    fake = live.fakes[0]
+    fake.connect()
+    now = int(time.time())
+    report = Report(
+        kid=key_id(fake.key.public_key()),
+        device_id=fake.mqtt_id,
+        iat=now,
+        exp=now + 600,
+        apps=tuple(f"uk.co.vendor{n:04d}.classroom.reader" for n in range(5000)),
+    )
+    payload = sign(report.to_body(), fake.key)
+    assert len(payload) > 64 * 1024
+    fake.client.publish(reported_topic(fake.mqtt_id), payload, qos=QOS).wait_for_publish(10)
+    wait_until(lambda: live.channel.stats.reports >= 1, what="the inventory to be recorded")
+    oversize = b"x" * (MAX_REPORT_BYTES + 1)
+    fake.client.publish(reported_topic(fake.mqtt_id), oversize, qos=QOS).wait_for_publish(10)
+    # Other refusals (a stale retained status on the shared broker) also count as rejected.
+    refused = f"refused a {MAX_REPORT_BYTES + 1}-byte message"
+    wait_until(lambda: refused in caplog.text, what="the oversize report refused")
+    assert live.channel.stats.reports == 1

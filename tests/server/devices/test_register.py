@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from server.auth.models import User
 from server.devices import services
 from server.devices.models import Device, DeviceStatus, Platform
-from server.devices.schemas import parse_money, parse_uk_date
+from server.devices.services.parsing import parse_money, parse_uk_date
 from server.errors import ValidationFailed
 from server.schools.models import Location, School
 from tests.server.devices.conftest import activity, events
@@ -100,26 +100,49 @@ def test_each_bad_detail_is_refused_against_its_field(
     assert session.query(Device).count() == 0
 
 
-def test_asset_tags_are_unique_per_school_and_serials_across_trolley(
+def test_asset_tags_and_serials_are_unique_per_school(
     session: Session,
     sbm: User,
     other_school: School,
     make_device: Callable[..., Device],
 ) -> None:
-    """P-REG-1: a tag names one device in a school; a serial names one device anywhere."""
+    """P-REG-1: a tag and a serial each name one device in a school's register."""
     make_device(asset_tag="OAK-IPAD-001", serial="FIRSTSERIAL1")
     problems = refused(session, sbm, replace(IPAD, serial="OTHERSERIAL1"))
     assert problems == {"asset_tag": "Asset tag OAK-IPAD-001 is already in the register."}
-
-    make_device(in_school=other_school, asset_tag="ELM-001", serial="ELMSERIAL001")
-    problems = refused(session, sbm, replace(IPAD, asset_tag="OAK-IPAD-002", serial="elmserial001"))
-    assert problems == {"serial": "Serial number ELMSERIAL001 is already registered in Trolley."}
+    problems = refused(session, sbm, replace(IPAD, asset_tag="OAK-IPAD-002", serial="firstserial1"))
+    assert problems == {"serial": "Serial number FIRSTSERIAL1 is already in the register."}
 
     # Another school's tag is no obstacle.
     device, _check = services.create_device(
         session, sbm, replace(IPAD, asset_tag="ELM-001", serial="NEWSERIAL01")
     )
     assert device.school_id == sbm.school_id
+
+
+def test_another_schools_serial_is_neither_revealed_nor_an_obstacle(
+    session: Session,
+    sbm: User,
+    other_school: School,
+    make_device: Callable[..., Device],
+) -> None:
+    """P-SEC-1 (attack: school B learnt A's serials and pre-registered them to block A's
+    import): a serial another school registered is accepted and nothing says it exists."""
+    make_device(in_school=other_school, asset_tag="ELM-001", serial="ELMSERIAL001")
+    device, check = services.create_device(
+        session, sbm, replace(IPAD, asset_tag="OAK-IPAD-002", serial="elmserial001")
+    )
+    assert device.serial == "ELMSERIAL001" and device.school_id == sbm.school_id
+    assert check.errors == [] and all("ELMSERIAL001" not in w["message"] for w in check.warnings)
+    # The same serial twice in one school is still refused.
+    problems = refused(session, sbm, replace(IPAD, asset_tag="OAK-IPAD-003", serial="ELMSERIAL001"))
+    assert problems == {"serial": "Serial number ELMSERIAL001 is already in the register."}
+    # Only someone across the trust sees that two schools hold the serial.
+    shared = services.shared_serials(session)
+    assert {(s.serial, s.asset_tag) for s in shared} == {
+        ("ELMSERIAL001", "ELM-001"),
+        ("ELMSERIAL001", "OAK-IPAD-002"),
+    }
 
 
 @pytest.mark.parametrize(

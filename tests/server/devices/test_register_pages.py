@@ -68,7 +68,7 @@ def test_adding_a_device_through_the_form(
     page = text(added)
     assert added.status_code == 200 and "OAK-IPAD-040 is in the register." in page
     assert "Apple serial numbers are 10 or 12" in page  # the warning, after saving
-    assert "£349.00" in page and "01 Sep 2023" in page and "slot 2" in page
+    assert "£349.00" in page and "Fri 1 September 2023" in page and "slot 2" in page
     again = client.post("/devices/new", data={**form, "cost": "lots"})
     assert again.status_code == 400 and "not an amount of money" in text(again)
     duplicate = client.post("/devices/new", data={**form, "serial": "DMPXK2ABCDEF"})

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from server.auth.models import Role, User
 from server.devices import services
 from server.devices.models import Device, DeviceStatus, Platform
+from server.devices.services import register
 from server.errors import ValidationFailed
 from server.schools.models import Location, School
 
@@ -179,7 +180,7 @@ def test_counting_stops_at_a_limit_for_very_large_registers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """At trust scale the count is a lower bound past COUNT_LIMIT; every page still works."""
-    monkeypatch.setattr(services, "COUNT_LIMIT", 3)
+    monkeypatch.setattr(register, "COUNT_LIMIT", 3)
     for n in range(1, 8):
         make_device(asset_tag=f"OAK-{n}")
     first = services.search_devices(session, school.id, per_page=2)

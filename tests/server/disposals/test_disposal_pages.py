@@ -13,7 +13,7 @@ from server.disposals import services
 from server.disposals.models import Disposal, DisposalStatus, WipeMethod
 from server.openapi import openapi_document
 from server.schools.models import School
-from tests.server.conftest import csrf_token, log_in_as
+from tests.server.conftest import csrf_token, log_in_as, post_confirmed
 
 
 def test_the_api_prepares_and_the_sbm_completes_a_batch(
@@ -200,8 +200,8 @@ def test_the_disposal_pages_for_the_sbm(
     assert "Tick to confirm" in unticked.get_data(as_text=True)
     session.expire_all()
     assert session.get(Device, ready.id).status is DeviceStatus.IN_STOCK  # type: ignore[union-attr]
-    done = client.post(
-        f"/disposals/{batch_id}/complete", data={"csrf_token": token, "confirm": "y"}
+    done = post_confirmed(
+        client, f"/disposals/{batch_id}/complete", {"csrf_token": token, "confirm": "y"}
     )
     assert done.status_code == 302
     final = client.get(page_url).get_data(as_text=True)

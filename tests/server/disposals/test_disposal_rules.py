@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -82,7 +82,7 @@ def test_a_reset_the_device_acknowledged_lets_it_join(
         certificate_line="12",
     )
     assert item.erasure_id == erasure.id
-    assert "Factory reset confirmed by the device on" in item.erasure_evidence
+    assert "Factory reset confirmed by the device at " in item.erasure_evidence
     assert item.certificate_line == "12"
 
 
@@ -486,3 +486,37 @@ def test_batches_and_devices_of_another_school_are_out_of_reach(
         )
         == 1
     )
+
+
+# A summer evening: 23:30 UTC is 00:30 the next day on the school's clocks.
+LATE = datetime(2026, 7, 1, 23, 30, tzinfo=UTC)
+
+
+def test_an_erasure_is_described_on_the_school_clock_even_before_it_is_saved(
+    school: School,
+) -> None:
+    """An erasure's line gives the school's time in the one format, never a bare UTC time."""
+    unsaved = DeviceErasure(
+        method=ErasureMethod.FACTORY_RESET,
+        source=ErasureSource.DEVICE_ACKNOWLEDGEMENT,
+        confirmed_at=LATE,
+    )
+    assert (
+        services.describe_erasure(unsaved, school)
+        == "Factory reset confirmed by the device at 00:30 on Thu 2 Jul 2026"
+    )
+
+
+def test_a_completed_batch_names_its_completion_day_on_the_school_calendar(
+    session: Session, sbm: User, batch: Disposal, reset_device: Callable[..., Device]
+) -> None:
+    """A batch completed late on a summer evening was completed the next day in school."""
+    services.add_device(
+        session, sbm, batch.id, reset_device().asset_tag, wipe_method=WipeMethod.FORENSIC_WIPE
+    )
+    services.complete_batch(session, sbm, batch.id)
+    batch.completed_at = LATE
+    session.commit()
+    with pytest.raises(Conflict) as refused:
+        services.update_batch(session, sbm, batch.id, {"notes": "late"})
+    assert f"{batch.reference} was completed on Thu 2 July 2026;" in refused.value.message

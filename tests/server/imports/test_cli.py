@@ -107,3 +107,33 @@ def test_a_file_that_is_not_csv(env: dict[str, str], tmp_path: Path) -> None:
     result = run(env, "devices", "import", str(file))
     assert result.exit_code == 1 and "Excel workbook" in result.output
     assert _devices(env) == 90
+
+
+def test_column_map_re_tag_and_before_and_after(env: dict[str, str], tmp_path: Path) -> None:
+    """`--map`, `--retag`, the heading row found under a title, and every change shown."""
+    _seeded(env)
+    headings = ["Kit No", "Serial Number", "Make/Model", "Cost"]
+    first = tmp_path / "first.csv"
+    first.write_bytes(
+        b"Oakfield register,,,\n"
+        + make_csv([["CLI-1", "DMPXK2Q1CL11", "Apple iPad", "£329.00"]], headings)
+    )
+    unmapped = run(env, "devices", "import", str(first))
+    assert unmapped.exit_code == 1 and "No column holds the asset tag" in unmapped.stderr
+    mapped = run(env, "devices", "import", str(first), "--map", "Asset tag=Kit No")
+    assert mapped.exit_code == 0, mapped.output
+    assert "headings on row 2" in mapped.stdout and "1 new" in mapped.stdout
+    wrong = run(env, "devices", "import", str(first), "--map", "Asset tag=Kit Number")
+    assert wrong.exit_code == 2 and "no column headed “Kit Number”" in wrong.output
+
+    second = tmp_path / "second.csv"
+    second.write_bytes(make_csv([["CLI-NEW", "DMPXK2Q1CL11", "Apple iPad", "£1,349.99"]], headings))
+    args = ("devices", "import", str(second), "--map", "Asset tag=Kit No", "--dry-run")
+    refused = run(env, *args)
+    assert refused.exit_code == 1
+    assert "Serial number DMPXK2Q1CL11 belongs to CLI-1 in the register" in refused.stderr
+    assert "--retag CLI-NEW" in refused.stderr
+    dry = run(env, *args, "--retag", "CLI-NEW")
+    assert dry.exit_code == 0, dry.output
+    assert "Row 2, CLI-NEW: Asset tag: CLI-1 → CLI-NEW; Cost: £329.00 → £1,349.99" in dry.stdout
+    assert _count(env, "SELECT count(*) FROM devices WHERE asset_tag = 'CLI-NEW'") == 0

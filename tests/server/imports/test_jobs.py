@@ -13,7 +13,7 @@ from server.db import utcnow
 from server.imports.jobs import purge_uploads
 from server.imports.models import ImportUpload
 from server.imports.services import UPLOAD_LIFETIME, start_upload
-from server.worker import JobContext, discover_jobs
+from server.jobs import JobContext, discover_jobs
 from tests.server.imports.conftest import ipad, make_csv
 
 

@@ -9,8 +9,7 @@ import pytest
 from openpyxl import Workbook
 
 from server.errors import ValidationFailed
-from server.imports import services
-from server.imports.services import column_letter, guess_mapping, read_sheet, safe_cell
+from server.imports.services import column_letter, guess_mapping, read_sheet, reading, safe_cell
 from tests.server.imports.conftest import HEADINGS, ipad, make_csv
 
 
@@ -51,13 +50,15 @@ def test_semicolon_separated_files_are_read() -> None:
     assert sheet.headings == HEADINGS and sheet.rows[0][1][1] == "S1"
 
 
-def test_an_xlsx_renamed_csv_gets_a_clear_message() -> None:
+def test_an_excel_workbook_is_read_and_a_plain_zip_is_refused() -> None:
     book = Workbook()
     book.active.append(HEADINGS)
     buffer = io.BytesIO()
     book.save(buffer)
-    message = _refused(buffer.getvalue())
-    assert "Excel workbook" in message and "CSV UTF-8" in message
+    sheet = read_sheet(buffer.getvalue())
+    assert sheet.encoding == "Excel workbook" and sheet.headings == HEADINGS
+    message = _refused(b"PK\x03\x04" + bytes(100))
+    assert "zip file" in message and "CSV UTF-8" in message
 
 
 @pytest.mark.parametrize(
@@ -95,7 +96,7 @@ def test_a_broken_quote_names_the_row() -> None:
 
 
 def test_too_many_rows(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(services, "MAX_ROWS", 3)
+    monkeypatch.setattr(reading, "MAX_ROWS", 3)
     data = make_csv([ipad(f"A-{i}", f"S{i}") for i in range(4)])
     assert "more than 3 rows" in _refused(data)
 

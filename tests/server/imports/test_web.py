@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from server.auth.models import Role, User
 from server.db import utcnow
 from server.devices.models import Device
-from server.imports import services
 from server.imports.models import ImportUpload
+from server.imports.services import reading
 from server.schools.models import Location, School
 from tests.server.conftest import csrf_token, log_in_as
 from tests.server.imports.conftest import HEADINGS, counts, device, ipad, make_csv
@@ -156,7 +156,7 @@ def test_a_file_that_is_not_csv_gets_a_clear_message(
     assert response.status_code == 400 and "Excel workbook" in page
     assert session.scalars(select(ImportUpload)).all() == []
     # (a smaller limit here: the test client spools big bodies to files it never closes)
-    monkeypatch.setattr(services, "MAX_FILE_BYTES", 100 * 1024)
+    monkeypatch.setattr(reading, "MAX_FILE_BYTES", 100 * 1024)
     response = _upload(client, b"x" * (300 * 1024))
     assert response.status_code == 400 and "0.3 MB" in response.get_data(as_text=True)
     token = csrf_token(client, "/imports")

@@ -12,10 +12,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.devices.models import Device
+from server.jobs import JobContext
 from server.leavers import services
 from server.leavers.jobs import escalate_leavers
 from server.notifications.models import Notification
-from server.worker import JobContext
 from tests.server.leavers.conftest import BASE, People
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.auth.models import Role, User
+from server.dashboard.services import waiting_for
 from server.devices.models import Device, DeviceEvent
 from server.disposals.models import DeviceErasure, ErasureSource
 from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -147,7 +148,8 @@ def test_route_b_books_a_meeting_with_an_ics_invitation(
     held: list[Device],
     open_case: Callable[..., services.Opened],
 ) -> None:
-    """P-LEAVE-1: the reset meeting on the last day, with an .ics invitation by e-mail."""
+    """P-LEAVE-1, P-SEC-5: the reset meeting on the last day, with an .ics invitation by e-mail
+    that gives its time, and the full one (place, people) in Trolley."""
     case = open_case().case
     services.choose_meeting(session, people.leaver, case.id, case.items[0].id)
     with pytest.raises(ValidationFailed) as caught:
@@ -195,12 +197,18 @@ def test_route_b_books_a_meeting_with_an_ics_invitation(
     assert f"DTSTART:{starts.astimezone(UTC):%Y%m%dT%H%M%SZ}" in unfolded
     assert f"DTEND:{(starts + timedelta(minutes=45)).astimezone(UTC):%Y%m%dT%H%M%SZ}" in unfolded
     assert re.search(r"^DTSTAMP:\d{8}T\d{6}Z\r$", unfolded, re.M)
-    assert re.search(r"^UID:leaver-case-\d+-school-\d+@trolley\r$", unfolded, re.M)
-    assert "LOCATION:IT office\\, room 2\\; by the server cupboard" in unfolded
-    assert f'ORGANIZER;CN="{people.tech.name}":mailto:{people.tech.email}' in unfolded
-    attendees = [line for line in unfolded.split("\r\n") if line.startswith("ATTENDEE")]
+    assert re.search(r"^UID:[0-9a-f-]{36}@trolley\r$", unfolded, re.M)  # unique everywhere
+    assert "SEQUENCE:0" in unfolded and f"leaver case {case.id}" in unfolded
+    # P-SEC-5: by e-mail, no names, addresses or place; the invitation in Trolley has them.
+    for private in (case.leaver_name, people.tech.name, people.leaver.email, "server cupboard"):
+        assert private not in unfolded
+    assert "ORGANIZER" not in unfolded and "ATTENDEE" not in unfolded
+    full = services.meeting_ics(case).replace("\r\n ", "")
+    assert "LOCATION:IT office\\, room 2\\; by the server cupboard" in full
+    assert f'ORGANIZER;CN="{people.tech.name}":mailto:{people.tech.email}' in full
+    attendees = [line for line in full.split("\r\n") if line.startswith("ATTENDEE")]
     assert len(attendees) == 3 and any(people.leaver.email in a for a in attendees)
-    assert "SEQUENCE:0" in unfolded and "METHOD:REQUEST" in unfolded
+    assert "SEQUENCE:0" in full and "METHOD:REQUEST" in full
     services.book_meeting(
         session,
         people.manager,
@@ -455,3 +463,30 @@ def test_the_personal_register_stays_private_on_the_case(
     personal = next(i for i in case.items if i.device is None)
     with pytest.raises(Forbidden):
         services.remove_personal_device(session, people.tech, case.id, personal.id)
+
+
+def test_a_ready_case_waits_for_the_headteachers_sign_off(
+    client: FlaskClient,
+    session: Session,
+    box: Any,
+    people: People,
+    held: list[Device],
+    open_case: Callable[..., services.Opened],
+) -> None:
+    """P-LEAVE-1: once everything is back and reset, the headteacher as line manager finds the
+    sign-off waiting on the home page and in the nav count, until they sign."""
+    case = open_case(line_manager_id=people.head.id).case
+    assert waiting_for(session, people.head) == []  # nothing to sign while items are open
+    _finish_items(session, box, people, case)
+    mine = waiting_for(session, people.head)
+    assert [(w.what, w.count, w.link) for w in mine] == [
+        (f"Sign off {people.leaver.name}'s leaver case", 1, f"/leavers/{case.id}")
+    ]
+    assert [w.what for w in waiting_for(session, people.tech)] == [mine[0].what]
+    assert waiting_for(session, people.sbm) == [] and waiting_for(session, people.leaver) == []
+    log_in_as(client, people.head)
+    home = client.get("/").get_data(as_text=True)
+    assert "Waiting for you (1)" in home and mine[0].what.replace("'", "&#39;") in home
+    services.sign(session, people.head, case.id)
+    assert waiting_for(session, people.head) == []
+    assert "waiting-count" not in client.get("/").get_data(as_text=True)

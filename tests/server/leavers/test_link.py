@@ -18,7 +18,7 @@ from server.escrow import services as escrow
 from server.escrow.models import CredentialEscrow
 from server.leavers import services
 from server.leavers.models import HandoverRoute
-from tests.server.conftest import csrf_token
+from tests.server.conftest import csrf_token, post_confirmed
 from tests.server.leavers.conftest import BASE, PIN, People
 
 
@@ -137,7 +137,11 @@ def test_the_leaver_signs_with_the_link_and_the_link_ends_with_the_case(
     assert b'ATTENDEE;CN="Jo Bloggs"' in ics.data
     services.return_device(session, people.tech, case.id, item.device.asset_tag, base_url=BASE)
     services.confirm_reset(session, people.tech, case.id, item.id, "Reset in the meeting, wiped")
-    assert client.post(f"{path}/sign", data={"csrf_token": token}).status_code == 302
+    asked = client.post(f"{path}/sign", data={"csrf_token": token})
+    assert "Sign your leaving checklist?" in asked.get_data(as_text=True)
+    session.expire_all()
+    assert case.leaver_signed_at is None  # asked first, nothing signed yet
+    assert post_confirmed(client, f"{path}/sign", {"csrf_token": token}).status_code == 302
     session.expire_all()  # the page signed in its own session
     services.sign(session, people.manager, case.id)
     services.sign(session, people.tech, case.id)

@@ -16,11 +16,11 @@ from server.commands.models import Command, CommandStatus
 from server.db import utcnow
 from server.devices.models import Device
 from server.escrow import services as escrow
+from server.jobs import JobContext
 from server.leavers import services
 from server.leavers.jobs import note_resets
 from server.leavers.models import CaseStatus, LeaverCase, LeaverItem, ResetSource
 from server.schools.models import School
-from server.worker import JobContext
 from tests.server.commands.conftest import FakeDevice, Live, wait_until
 from tests.server.leavers.conftest import BASE, PIN
 
@@ -50,7 +50,9 @@ def _reset_approved(live: Live, case_id: int, item_id: int) -> int:
         command = services.send_reset(session, session.merge(live.technician), case_id, item_id)
         command_id = command.id
     with live.database.begin() as session:
-        commands.approve(session, session.merge(live.head), command_id=command_id)
+        commands.approve(
+            session, session.merge(live.head), command_id=command_id, stepped_up_at=utcnow()
+        )
     return command_id
 
 
@@ -112,7 +114,9 @@ def test_the_whole_case_with_the_devices_own_reset_acknowledgement(live: Live) -
         )
         other_id = other.id
     with live.database.begin() as session:
-        commands.approve(session, session.merge(live.head), command_id=other_id)
+        commands.approve(
+            session, session.merge(live.head), command_id=other_id, stepped_up_at=utcnow()
+        )
     wait_until(lambda: _status(live, first) is CommandStatus.SENT, what="the reset to be sent")
     live.fakes[2].connect()
     assert live.fakes[2].answer().type.value == "factory_reset"

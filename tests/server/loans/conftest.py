@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
-from mqtt.messages import AckState, build_ack
+from mqtt.messages import AckState, Report, build_ack
 from server.auth.models import Role, User
 from server.commands import services as commands
 from server.commands.models import Command
@@ -149,3 +149,22 @@ def ack(session: Session) -> Callable[..., Command]:
         return recorded
 
     return answer
+
+
+def network_report(identity: DeviceIdentity, at: datetime, **network: str) -> Report:
+    """A verified report from the device naming the network it is on (no address: the broker's)."""
+    stamp = int(at.timestamp())
+    return Report(
+        kid=identity.kid,
+        device_id=identity.mqtt_id,
+        iat=stamp,
+        exp=stamp + 60,
+        network=network or None,
+    )
+
+
+def report_network(identity: DeviceIdentity, at: datetime, **network: str) -> None:
+    """The worker's path for a verified report that names a network (joins the transaction)."""
+    session = object_session(identity)
+    assert session is not None
+    commands.record_report(session, identity, network_report(identity, at, **network), now=at)

@@ -218,7 +218,7 @@ def test_the_scan_page_and_its_session_calls(
 ) -> None:
     """The page's own calls use the log-in cookie and its CSRF token."""
     log_in_as(client, teacher)
-    page = client.get("/scan").get_data(as_text=True)
+    page = client.get(f"/scan?trolley={trolley.id}").get_data(as_text=True)
     assert "Year 4 trolley" in page and "0 of 5 out" in page
     assert "vendor/jsQR-1.4.0.js" in page and "scan.js" in page
     assert 'type="time"' in page and 'value="' in page
@@ -394,6 +394,7 @@ def test_a_home_loan_is_asked_for_and_approved_by_someone_else(
     )
     assert "Only the school business manager or the headteacher" in refused.get_data(as_text=True)
     log_in_as(client, sbm)
+    assert "1 home loan request" in client.get("/").get_data(as_text=True)  # waiting for you
     token = csrf_token(client, "/loans/home")
     assert "Report writing" in client.get("/loans/home").get_data(as_text=True)
     done = client.post(

@@ -12,11 +12,12 @@ from sqlalchemy.orm import Session
 
 from server.auth.models import User
 from server.devices.models import Device, DeviceEvent
+from server.jobs import JOBS, Scheduler, discover_jobs
 from server.loans import services
 from server.loans.models import ItemState, Loan, LoanItem
+from server.loans.services import reconciliation
 from server.notifications.models import Notification
 from server.schools.models import Location
-from server.worker import JOBS, Scheduler, discover_jobs
 from tests.server.loans.conftest import BASE, TUESDAY_1020, scan
 
 
@@ -81,7 +82,7 @@ def test_the_teacher_is_told_at_the_due_time_once(
     assert notice.title == "2 devices still out from Year 4 trolley"
     assert fleet[1].asset_tag in notice.body and fleet[2].asset_tag in notice.body
     assert fleet[0].asset_tag not in notice.body
-    assert "Due back at 10:45" in notice.body
+    assert "Due back at 10:45 on Tue 11 Mar 2025: " in notice.body
     scheduler.run_due(at(10, 48))
     assert len(inbox(session, teacher, "loan_due")) == 1
 
@@ -106,7 +107,8 @@ def test_anything_not_back_at_the_end_of_the_day_goes_to_the_lead_and_sbm(
         assert notice.title == "1 device not back in a trolley at the end of the day"
         assert notice.body.startswith(
             f"{fleet[1].asset_tag}: last with {teacher.name} (Year 4 Oak); "
-            "taken out of Year 4 trolley at 10:20 on Tue 11 Mar"
+            # On the school's clock in the one format every page uses.
+            "taken out of Year 4 trolley at 10:20 on Tue 11 Mar 2025"
         )
         assert notice.link == "/loans/out"
     item = session.scalars(select(LoanItem).where(LoanItem.device_id == fleet[1].id)).one()
@@ -181,7 +183,9 @@ def test_an_overdue_home_loan_escalates_each_day(
     )
     services.decide_home_loan(session, sbm, loan.id, approve=True, now=TUESDAY_1020)
     scheduler.run_due(at(15, 31, day=3))  # Friday after school: due 15:30 today
-    assert len(inbox(session, head, "home_loan_overdue")) == 1
+    (overdue,) = inbox(session, head, "home_loan_overdue")
+    assert overdue.title.endswith("(due Fri 14 March 2025)")
+    assert "it was due back at 15:30 on Fri 14 Mar 2025." in overdue.body
     assert len(inbox(session, teacher, "home_loan_overdue")) == 1
     scheduler.run_due(at(17, 0, day=3))
     assert len(inbox(session, sbm, "home_loan_overdue")) == 1
@@ -213,7 +217,7 @@ def test_a_failing_run_is_retried_without_double_counting(
             raise RuntimeError("mail queue unavailable")
         real(*args, **kwargs)
 
-    monkeypatch.setattr(services, "_notify", flaky)
+    monkeypatch.setattr(reconciliation, "_notify", flaky)
     scheduler.run_due(at(15, 31))
     assert inbox(session, lead, "loans_not_back") == []
     item = session.scalars(select(LoanItem)).one()

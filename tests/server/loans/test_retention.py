@@ -17,10 +17,10 @@ from server.auth.models import User
 from server.devices.models import Device, DeviceEvent
 from server.devices.services import add_event
 from server.errors import ValidationFailed
+from server.jobs import JOBS, Scheduler, discover_jobs
 from server.loans import services
 from server.loans.models import DamageReport, Loan, LoanItem, Scan
 from server.schools.models import Location
-from server.worker import JOBS, Scheduler, discover_jobs
 from tests.server.conftest import csrf_token, log_in_as
 from tests.server.loans.conftest import TUESDAY_1020, scan
 

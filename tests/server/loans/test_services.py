@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
 from collections.abc import Callable
 from datetime import time, timedelta
 from typing import Any
@@ -27,6 +25,7 @@ from server.loans.models import (
     LoanItem,
     Scan,
 )
+from server.losses import services as losses
 from server.notifications.models import Notification
 from server.schools.models import Location
 from tests.server.loans.conftest import BASE, TUESDAY_1020, scan
@@ -212,12 +211,7 @@ def test_a_lost_device_goes_to_its_loss_report(
         seen.append({"device": device.asset_tag, **kwargs})
         return object()  # the loss report it was attached to
 
-    package = types.ModuleType("server.losses")
-    module = types.ModuleType("server.losses.services")
-    module.device_scanned = device_scanned  # type: ignore[attr-defined]
-    package.services = module  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "server.losses", package)
-    monkeypatch.setitem(sys.modules, "server.losses.services", module)
+    monkeypatch.setattr(losses, "device_scanned", device_scanned)
     device = make_device(home=trolley, status=DeviceStatus.STOLEN)
     with pytest.raises(Conflict):
         scan(session, teacher, device, trolley, "in")
@@ -243,7 +237,9 @@ def test_a_device_put_in_the_wrong_trolley_is_accepted_with_a_note_for_the_sbm(
     assert item.wrong_trolley and item.return_location_id == other_trolley.id
     session.refresh(fleet[0])
     assert fleet[0].current_location_id == other_trolley.id
-    assert len(notices(session, sbm, "wrong_trolley")) == 1
+    (note,) = notices(session, sbm, "wrong_trolley")
+    # On the school's clock in the one format every page uses, never a bare "UTC" time.
+    assert "UTC" not in note.body and " on Tue " in note.body, note.body
     card = services.home_card(session, sbm, now=TUESDAY_1020)
     assert [i.device.asset_tag for i in card.misplaced] == [fleet[0].asset_tag]
 
@@ -513,3 +509,22 @@ def test_a_back_by_time_after_midnight_is_tomorrows(session: Session, school: An
     )
     with pytest.raises(ValidationFailed, match="09:00 has already passed today"):
         services.due_today_at(session, school.id, time(9, 0), now=TUESDAY_1020)
+
+
+def test_a_whole_trolley_returned_within_the_hour_needs_nobody_else(
+    session: Session,
+    teacher: User,
+    trolley: Location,
+    make_device: Callable[..., Device],
+    enrol: Callable[[Device], Any],
+) -> None:
+    """P-PHOTO-1, P-SEC-1: the wipe each return raises is never held by the fleet-disruption
+    budget, so a class returning 15 iPads gets 15 wipes on their way, not an approval queue."""
+    devices = [make_device(home=trolley, home_slot=n) for n in range(1, 16)]
+    for device in devices:
+        enrol(device)
+        scan(session, teacher, device, trolley)
+    for device in devices:
+        assert scan(session, teacher, device, trolley, "in").wipe == "wipe pending"
+    statuses = session.scalars(select(Command.status).where(Command.type == "wipe_photos")).all()
+    assert statuses == [CommandStatus.QUEUED] * 15

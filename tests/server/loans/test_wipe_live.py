@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,10 +14,12 @@ from sqlalchemy import update
 from server import create_app
 from server.auth.models import Role, User
 from server.auth.services import create_user
+from server.db import utcnow
 from server.devices.models import Device
 from server.loans import services
+from server.loans.models import LessonPeriod
 from server.schools.models import Location, LocationKind, School
-from server.schools.services import add_location
+from server.schools.services import add_location, local
 from tests.server.commands.conftest import Live, wait_until
 from tests.server.conftest import DATA_KEY, log_in_as
 from tests.server.loans.conftest import BASE
@@ -119,3 +122,53 @@ def test_a_returned_device_acknowledges_its_wipe(
         assert re.search(r"wiped \(3 photos deleted\)", page)
     finally:
         app.extensions["trolley.db"].dispose()
+
+
+def test_a_device_still_out_when_its_lesson_ends_wipes_its_photos(
+    live: Live, at_school: tuple[int, int]
+) -> None:
+    """P-PHOTO-1: at the end of the lesson, not at its next return, over a real broker."""
+    teacher_id, trolley_id = at_school
+    fake = live.fakes[1]
+    fake.connect()
+    now = utcnow()
+    with live.database.begin() as session:
+        school = session.get(School, live.devices[0].school_id)
+        assert school is not None
+        here = local(now, school)
+        ends, starts = here - timedelta(minutes=1), here - timedelta(minutes=40)
+        if starts.date() != here.date():
+            pytest.skip("a lesson cannot cross midnight; run again after 00:41")
+        session.add(
+            LessonPeriod(
+                school_id=school.id, name="Science", starts=starts.time(), ends=ends.time()
+            )
+        )
+        teacher = session.get(User, teacher_id)
+        assert teacher is not None
+        out = services.scan(
+            session,
+            teacher,
+            mode="out",
+            trolley_id=trolley_id,
+            code="LIVE-1",
+            base_url=BASE,
+            key=uuid.uuid4().hex,
+            now=now - timedelta(minutes=30),
+        )
+        loan_id = out.loan_id
+        assert loan_id is not None
+    with live.database.begin() as session:
+        services.run_reconciliation(session, now=utcnow())
+    command = fake.answer()
+    assert command.type.value == "wipe_photos"
+
+    def wiped() -> bool:
+        with live.database.begin() as session:
+            loan = services.get_loan(session, live.devices[0].school_id, loan_id)
+            return services.wipe_state(loan.items[0]) == (
+                "done",
+                "wiped at the end of a lesson (3 photos deleted)",
+            )
+
+    wait_until(wiped, what="the device's answer to the lesson's-end wipe")

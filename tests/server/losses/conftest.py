@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session
 
 from server.auth.models import Role, User
 from server.devices.models import Device
+from server.jobs import JOBS, JobContext, discover_jobs
 from server.losses import services
 from server.losses.models import LossKind, LossReport
 from server.schools.models import Location
-from server.worker import JOBS, JobContext, discover_jobs
 
 # Every fixture of those suites, whatever they grow to need (live_url now rests on others).
 from tests.server.commands.conftest import *  # noqa: F403

@@ -56,7 +56,9 @@ def test_reminders_at_24_and_48_hours_then_overdue(
     assert first.user_id == head.id and first.title.startswith("48 h 0 min left")
     assert loss.escalation_level == 1
     assert run_job(JOB, NOW + timedelta(hours=30)) == 0  # once only, however often it runs
-    assert _emails_to(session, "dpo@trust.example") == [f"{device.asset_tag} reported lost"]
+    assert _emails_to(session, "dpo@trust.example") == [
+        f"Device reported lost or stolen: {device.asset_tag}"
+    ]
 
     assert run_job(JOB, NOW + timedelta(hours=48)) == 1
     assert _reminders(session)[-1].title.startswith("24 h 0 min left")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -33,9 +34,10 @@ def test_the_head_receives_the_loss_email_through_a_real_mail_server(
     by_address = {r.rcpt_tos[0]: r.message for r in mail_server.messages}
     assert set(by_address) == {"head@oakfield.example", "dpo@trust.example"}
     message = by_address["head@oakfield.example"]
-    assert message["Subject"] == f"{device.asset_tag} reported lost"
-    text = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
-    assert "Year 4 classroom, reading table" in text and "72 hours" in text
+    assert message["Subject"] == f"Device reported lost or stolen: {device.asset_tag}"
+    text = _plain(message)
+    assert f"Loss report: {loss.id}" in text and "72 hours" in text
+    assert "Year 4 classroom" not in text  # where it was last seen stays in the app (P-SEC-5)
     assert f"{BASE_URL}/losses/{loss.id}" in text
     found = services.case(session, loss)
     assert {e.status for e in found.deliveries} == {EmailStatus.SENT}
@@ -67,3 +69,52 @@ def test_a_failed_delivery_is_visible_on_the_report_and_retried(
     assert [a.ok for a in email.attempt_log] == [False, True]
     steps = [s.what for s in services.incident_record(session, services.case(session, loss))]
     assert any(s.startswith("E-mail to head@oakfield.example could not be sent") for s in steps)
+
+
+def test_the_loss_email_carries_none_of_the_reporters_words_nor_any_name(
+    session: Session,
+    report: Callable[..., LossReport],
+    device: Device,
+    head: User,
+    teacher: User,
+    mail_server: MailServer,
+    mail_settings: Settings,
+) -> None:
+    """P-SEC-5: what the reporter typed (a pupil's name, SEN status, a parent's phone number)
+    and the reporter's name stay in Trolley; the head and the DPO get the same minimal notice."""
+    services.update_settings(session, head, dpo_email="dpo@trust.example")
+    loss = report(
+        device,
+        now=utcnow(),
+        last_seen_where="Daisy Hughes's table in Year 4",
+        circumstances="Daisy Hughes (SEN support, EHCP) had it last; her mum is on 07700 900123.",
+        police_reference="Met-4471 (PC Amir Shah)",
+    )
+    assert send_due_email(session, mail_settings, utcnow()).sent == 2
+    by_address = {r.rcpt_tos[0]: r.message for r in mail_server.messages}
+    assert set(by_address) == {"head@oakfield.example", "dpo@trust.example"}
+    for message in by_address.values():
+        said = _everything(message)
+        for private in ("Daisy", "Hughes", "SEN", "EHCP", "07700 900123", "Amir", "Met-4471"):
+            assert private not in said
+        assert teacher.name not in said and head.name not in said
+        text = _plain(message)
+        assert device.asset_tag in message["Subject"] and device.asset_tag in text
+        assert "reported lost or stolen" in text
+        assert f"{BASE_URL}/losses/{loss.id}" in text
+    assert _plain(by_address["dpo@trust.example"]) == _plain(by_address["head@oakfield.example"])
+
+
+def _plain(message: Any) -> str:
+    return str(message.get_body(preferencelist=("plain",)).get_content())
+
+
+def _everything(message: Any) -> str:
+    """Every header and every part as its reader sees it (decoded, attachments included)."""
+    parts = [f"{key}: {value}" for key, value in message.items()]
+    for part in message.walk():
+        if not part.is_multipart():
+            content = part.get_content()
+            is_bytes = isinstance(content, bytes)
+            parts.append(content.decode(errors="replace") if is_bytes else content)
+    return "\n".join(parts)

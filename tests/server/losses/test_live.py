@@ -76,7 +76,7 @@ def test_report_email_lost_mode_reconnect_and_alert(
         assert send_due_email(session, settings_for(live.settings, smtp_port), utcnow()).sent == 1
     (received,) = mail_server.messages
     assert received.rcpt_tos == [live.head.email]
-    assert received.message["Subject"] == f"{device.asset_tag} reported lost"
+    assert received.message["Subject"] == f"Device reported lost or stolen: {device.asset_tag}"
 
     # The device collects lost mode, verifies it with the server's key and acknowledges it.
     command = fake.answer()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage as MimeMessage
 from email.parser import BytesParser
@@ -14,7 +14,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from flask import Flask
 
-from server.config import Settings
+from server.config import Settings, replace
 from tests.helpers import free_port
 
 BASE_URL = "https://trolley.oakfield.example"

@@ -23,7 +23,7 @@ def _tell(session: Session, user: User, title: str, link: str | None = "/devices
         session,
         school_id=user.school_id,
         users=[user],
-        kind="test.notice",
+        kind="audit.due",
         title=title,
         body=f"{title}: the details.",
         link=link,
@@ -89,7 +89,8 @@ def test_the_delivery_page_shows_failures_and_retries_them(
     log_in_as(client, head)
 
     page = client.get("/notifications/email").get_data(as_text=True)
-    assert "Lost iPad" in page and "Waiting to send" in page and "1 attempt." in page
+    assert "Termly device audit due today" in page and "Waiting to send" in page
+    assert "1 attempt." in page and "Lost iPad" not in page  # the subject is the minimal notice
     assert "nothing is answering" in page and "Try again" not in page
 
     _fail(session, message)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -14,9 +13,10 @@ from sqlalchemy.orm import Session
 
 from server.activity.models import ActivityEntry
 from server.auth.models import Role, User
-from server.config import Settings
+from server.config import Settings, replace
 from server.db import utcnow
 from server.errors import Conflict
+from server.jobs import JobContext, discover_jobs
 from server.notifications.models import EmailAttempt, EmailMessage, EmailStatus, Notification
 from server.notifications.services import (
     MAX_ATTEMPTS,
@@ -29,7 +29,6 @@ from server.notifications.services import (
     retry_email,
     send_due_email,
 )
-from server.worker import JobContext, discover_jobs
 from tests.server.notifications.conftest import BASE_URL, MailServer
 
 ICS = (
@@ -86,9 +85,10 @@ def test_a_loss_notice_reaches_the_headteacher_by_email_at_once(
     assert received.rcpt_tos == ["head@oakfield.example"]
     assert received.message["To"] == "head@oakfield.example"
     assert received.message["From"] == "Trolley <trolley@oakfield.example>"
-    assert received.message["Subject"] == "iPad TAG-0001 reported lost"
+    assert received.message["Subject"] == "Device reported lost or stolen"
     text = received.message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
-    assert "reported iPad TAG-0001 lost from the Year 4 trolley" in text
+    assert "Device reported lost or stolen." in text and "72 hours" in text
+    assert "Ms Teacher" not in text and "Year 4 trolley" not in text  # P-SEC-5
     assert f"{BASE_URL}/devices/TAG-0001" in text
     [message] = _emails(session)
     assert message.status == EmailStatus.SENT and message.attempts == 1
@@ -108,7 +108,7 @@ def test_an_ics_invitation_arrives_as_an_attachment(
         session,
         school_id=leaver.school_id,
         users=[leaver],
-        kind="leaver.meeting",
+        kind="leaver_meeting",
         title="Your device reset meeting",
         body="Please bring your iPad to the office.",
         attachments=[Attachment("reset-meeting.ics", "text/calendar; method=REQUEST", ICS)],
@@ -123,7 +123,8 @@ def test_an_ics_invitation_arrives_as_an_attachment(
     assert part.get_content_type() == "text/calendar"
     assert part.get_param("method") == "REQUEST"
     assert part.get_payload(decode=True) == ICS
-    assert "Please bring your iPad" in received.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    text = received.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Device reset meeting." in text and "Please bring your iPad" not in text
 
 
 def test_a_mail_outage_loses_nothing_and_delivers_when_the_server_returns(

@@ -42,7 +42,7 @@ def test_notify_roles_reaches_active_people_with_those_roles_in_that_school_only
         session,
         school_id=sbm.school_id,
         roles=[Role.SBM],
-        kind="location.change_requested",
+        kind="location_change",
         title="Year 4 trolley: move requested",
         body="A teacher asked to move the Year 4 trolley to the library.",
         link="/locations",
@@ -59,7 +59,7 @@ def test_notify_joins_the_callers_transaction(
     session: Session, make_user: Callable[..., User]
 ) -> None:
     user = make_user()
-    notify(session, school_id=user.school_id, users=[user], kind="k", title="T", body="B")
+    notify(session, school_id=user.school_id, users=[user], kind="audit.due", title="T", body="B")
     assert _count(session, Notification) == 1 and _count(session, EmailMessage) == 1
     session.rollback()  # the caller changed its mind: nothing was committed behind its back
     assert _count(session, Notification) == 0 and _count(session, EmailMessage) == 0
@@ -73,7 +73,7 @@ def test_notify_without_email_and_each_person_once(
         session,
         school_id=user.school_id,
         users=[user, user],
-        kind="k",
+        kind="audit.due",
         title="  Two\nlines ",
         body="B",
         email=False,
@@ -102,7 +102,7 @@ def test_links_must_stay_on_the_site(
             session,
             school_id=user.school_id,
             users=[user],
-            kind="k",
+            kind="audit.due",
             title="T",
             body="B",
             link=link,
@@ -125,17 +125,24 @@ def test_bad_attachments_and_other_schools_are_refused(
                 session,
                 school_id=user.school_id,
                 users=[user],
-                kind="k",
+                kind="audit.due",
                 title="T",
                 body="B",
                 attachments=[bad],
             )
     with pytest.raises(ValidationFailed, match="same school"):
         notify(
-            session, school_id=user.school_id, users=[user, stranger], kind="k", title="T", body="B"
+            session,
+            school_id=user.school_id,
+            users=[user, stranger],
+            kind="audit.due",
+            title="T",
+            body="B",
         )
     with pytest.raises(ValidationFailed):
-        notify(session, school_id=user.school_id, users=[user], kind="k", title=" ", body="B")
+        notify(
+            session, school_id=user.school_id, users=[user], kind="audit.due", title=" ", body="B"
+        )
 
 
 def test_reading_is_per_person_and_newest_first(
@@ -144,7 +151,12 @@ def test_reading_is_per_person_and_newest_first(
     me, colleague = make_user(), make_user()
     for n in range(3):
         notify(
-            session, school_id=me.school_id, users=[me, colleague], kind="k", title=f"N{n}", body=""
+            session,
+            school_id=me.school_id,
+            users=[me, colleague],
+            kind="audit.due",
+            title=f"N{n}",
+            body="",
         )
     session.commit()
 

@@ -129,6 +129,17 @@ def test_an_entry_needs_an_owner_make_model_and_serial(
     assert noted.owner_label == "Ann Visitor" and noted.noted_on == date.today()
 
 
+def test_removing_twice_names_the_day_it_was_removed(session: Session, sbm: User) -> None:
+    """The refusal gives the removal day in the one date format staff read everywhere."""
+    entry = services.add_entry(
+        session, sbm, {"owner_name": "Ann Visitor", "noted_on": date(2025, 9, 1), **PHONE}
+    )
+    services.remove(session, sbm, entry.id, "Member of staff left", on=date(2026, 3, 3))
+    with pytest.raises(Conflict) as twice:
+        services.remove(session, sbm, entry.id, "again")
+    assert twice.value.message == "This device was already removed on Tue 3 March 2026."
+
+
 def test_a_leaver_s_devices_are_listed_and_removed_with_history_kept(
     session: Session, sbm: User, make_user: Callable[..., User]
 ) -> None:
@@ -301,3 +312,19 @@ def test_another_school_s_register_is_out_of_reach(
     assert client.get(f"/api/v1/personal-devices/{entry.id}", headers=headers).status_code == 404
     log_in_as(client, their_head)
     assert client.get(f"/personal-devices/{entry.id}/edit").status_code == 404
+
+
+def test_the_register_s_today_is_the_school_s_today(
+    session: Session, sbm: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """P-REG-6: at 00:30 on 1 July in London (23:30 UTC the day before) an entry noted now is
+    noted on 1 July, and may be removed that day."""
+    from datetime import UTC, datetime
+
+    from server.personal_devices.services import register
+
+    monkeypatch.setattr(register, "utcnow", lambda: datetime(2026, 6, 30, 23, 30, tzinfo=UTC))
+    noted = services.add_entry(session, sbm, {"owner_name": "Ann Visitor", **PHONE})
+    assert noted.noted_on == date(2026, 7, 1)
+    removed = services.remove(session, sbm, noted.id, "Member of staff left")
+    assert removed.removed_on == date(2026, 7, 1)

@@ -11,11 +11,11 @@ from flask import Flask
 from sqlalchemy.orm import Session
 
 from server.auth.models import Role, User
+from server.jobs import JobContext
 from server.profiles import jobs, services
 from server.profiles.models import Profile
 from server.schools.models import Location, LocationKind, School
 from server.schools.services import add_location
-from server.worker import JobContext
 
 NOW = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 

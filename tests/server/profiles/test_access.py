@@ -101,7 +101,7 @@ def test_every_change_is_in_the_activity_trail_with_its_diff(
         "filter_exception.approved",
     ]
     saved = next(e for e in entries if e.action == "profile.version_saved")
-    assert saved.details["changes"] == ["device.airdrop: blocked → allowed"]
+    assert saved.details["changes"] == ["AirDrop: Blocked → Allowed"]
     assert saved.actor_id == lead.id
     assigned = next(e for e in entries if e.action == "profile.assigned")
     assert assigned.details["target"] == "Main site › Juniors › Year 4 › Year 4 trolley"

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -159,7 +158,7 @@ def test_revoking_ends_an_exception_at_once(
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"urls": ["scratch.mit.edu"]}, "https://"),
+        ({"urls": ["ftp://scratch.mit.edu"]}, "https://"),
         ({"urls": []}, "at least one"),
         ({"reason": "because"}, "why the class"),
         ({"class_label": " "}, "class"),
@@ -188,12 +187,6 @@ def test_a_request_nobody_decided_expires_with_its_period(
     assert services.get_exception(session, teacher, exception_id).status is ExceptionStatus.EXPIRED
 
 
-NOTIFICATIONS = importlib.util.find_spec("server.notifications.services") is not None
-
-
-@pytest.mark.skipif(
-    not NOTIFICATIONS, reason="server.notifications.services is not written yet; nobody to tell"
-)
 def test_the_requester_is_told_at_each_step(
     session: Session,
     lead: User,
@@ -219,3 +212,39 @@ def test_the_requester_is_told_at_each_step(
     assert (teacher.id, "filter_exception.approved") in kinds
     assert (teacher.id, "filter_exception.expired") in kinds
     assert all(n.link == "/filter-exceptions" for n in told)
+
+
+def test_the_notices_give_the_period_on_the_school_clock(
+    session: Session,
+    lead: User,
+    teacher: User,
+    places: Places,
+    make_device: Callable[..., Device],
+    make_profile: Callable[..., Profile],
+    run_job: Callable[..., object],
+) -> None:
+    """Times in British Summer Time read as the school's clocks show them, never in UTC."""
+    from server.notifications.models import Notification
+
+    make_device(home=places.trolley)
+    services.assign(session, lead, make_profile("KS2 iPads"), "school", None)
+    starts = datetime(2025, 4, 1, 8, 30, tzinfo=UTC)  # 09:30 on the school's clocks
+    exception_id = _ask(
+        session, teacher, places, starts_at=starts, ends_at=starts + timedelta(days=2)
+    )
+    services.approve_exception(session, lead, exception_id, now=NOW)
+    run_job(EXPIRE, starts + timedelta(days=3))
+    bodies = {
+        n.kind: n.body
+        for n in session.scalars(
+            select(Notification).where(Notification.kind.startswith("filter_exception."))
+        )
+    }
+    period = "09:30 on Tue 1 Apr 2025 to 09:30 on Thu 3 Apr 2025"
+    assert period in bodies["filter_exception.requested"]
+    assert (
+        "09:30 on Tue 1 Apr 2025 until 09:30 on Thu 3 Apr 2025"
+        in bodies["filter_exception.approved"]
+    )
+    assert "ended at 09:30 on Thu 3 Apr 2025" in bodies["filter_exception.expired"]
+    assert not any("08:30" in body or "UTC" in body for body in bodies.values()), bodies

@@ -150,7 +150,12 @@ def test_compliance_states_from_publishing_and_reports(
     for device in (compliant, pending, drifting, silent):
         assert services.mark_published(session, device.id, sha, NOW)
     assert not services.mark_published(session, compliant.id, "b" * 64, NOW)
-    services.record_applied(session, compliant, sha, NOW + timedelta(seconds=5))
+    # Compliant means every setting reported enforced, not only the hash echoed back.
+    document = _outbox(session, compliant).document or {}
+    every = [{"setting": s, "state": "enforced"} for s in document["settings"]]
+    services.record_applied(
+        session, compliant, sha, NOW + timedelta(seconds=5), settings=every, settings_sha256=sha
+    )
     services.record_applied(session, drifting, "c" * 64, NOW + timedelta(seconds=5))
     # A report older than the one already recorded changes nothing.
     services.record_applied(session, compliant, "d" * 64, NOW - timedelta(days=1))
@@ -166,6 +171,8 @@ def test_compliance_states_from_publishing_and_reports(
     }
     assert services.compliance_summary(session, lead.school_id) == {
         "compliant": 1,
+        "partial": 0,
+        "unconfirmed": 0,
         "pending": 1,
         "drifting": 1,
         "never_reported": 1,
@@ -176,7 +183,10 @@ def test_compliance_states_from_publishing_and_reports(
     events = session.scalars(
         select(DeviceEvent.summary).where(DeviceEvent.device_id == compliant.id)
     ).all()
-    assert events == ["Applied KS2 iPads version 1"]
+    assert events == [
+        "Applied KS2 iPads version 1",
+        "Enforces every setting of KS2 iPads version 1",
+    ]
 
 
 def test_a_desired_state_not_yet_published_is_pending(
@@ -200,7 +210,7 @@ def test_the_jobs_are_registered_and_reconcile_catches_a_new_device(
     make_profile: Callable[..., Profile],
     run_job: Callable[..., object],
 ) -> None:
-    from server.worker import discover_jobs
+    from server.jobs import discover_jobs
 
     jobs = discover_jobs()
     assert jobs["profiles.expire_filter_exceptions"].every == timedelta(minutes=1)

@@ -29,7 +29,7 @@ def test_a_library_profile_is_copied_under_its_new_name(
     loaded = load_profile(version.yaml_text)
     assert loaded.slug == "year-5-ipads" and loaded.name == "Year 5 iPads"
     # Everything but the identity is the library's KS2 iPad, comments included.
-    assert "# P-PROFILE-2" in version.yaml_text
+    assert "# the school standard: lock after 10 minutes idle" in version.yaml_text
     ks2 = load_profile(builtin_profile_texts()["ks2-ipad"])
     assert loaded.apps == ks2.apps and loaded.web_filter == ks2.web_filter
 
@@ -63,8 +63,8 @@ def test_saving_a_change_makes_a_version_with_its_diff(
     entries = services.history(session, lead, profile)
     assert [e.version.number for e in entries] == [2, 1]
     assert entries[0].summary == [
-        "device.camera: allowed → blocked",
-        "device.auto_lock_minutes: 10 → 5",
+        "Camera: Allowed → Blocked",
+        "Locks itself when idle: 10 minutes → 5 minutes",
     ]
     assert entries[1].summary == ["First version"]
     assert entries[0].version.sha256 != entries[1].version.sha256

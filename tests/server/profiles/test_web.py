@@ -48,7 +48,7 @@ def test_the_live_editor_uses_a_static_script_and_the_api(
 ) -> None:
     profile = make_profile("KS2 iPads")
     log_in_as(client, lead)
-    page = client.get(f"/profiles/{profile.id}").get_data(as_text=True)
+    page = client.get(f"/profiles/{profile.id}/yaml").get_data(as_text=True)
     assert 'src="/static/profiles.js"' in page and "<script>" not in page
     assert 'data-validate-url="/api/v1/profiles/validate"' in page
     assert "iPad (.mobileconfig)" in page and "signed" in page
@@ -71,7 +71,7 @@ def test_saving_in_the_editor_and_seeing_the_history(
 ) -> None:
     profile = make_profile("KS2 iPads")
     log_in_as(client, lead)
-    token = csrf_token(client, f"/profiles/{profile.id}")
+    token = csrf_token(client, f"/profiles/{profile.id}/yaml")
     text = services.latest_version(session, profile).yaml_text
     refused = client.post(
         f"/profiles/{profile.id}",
@@ -89,7 +89,7 @@ def test_saving_in_the_editor_and_seeing_the_history(
     )
     assert saved.status_code == 302
     history = client.get(f"/profiles/{profile.id}/history").get_data(as_text=True)
-    assert "Version 2" in history and "device.camera: allowed → blocked" in history
+    assert "Version 2" in history and "Camera: Allowed → Blocked" in history
     assert "No cameras in exams" in history
 
 
@@ -104,7 +104,9 @@ def test_creating_from_the_library_on_the_list_page(client: FlaskClient, lead: U
     )
     assert made.status_code == 302
     editor = client.get(made.headers["Location"]).get_data(as_text=True)
-    assert "Year 6 iPads" in editor and "id: year-6-ipads" in editor
+    assert 'value="Year 6 iPads"' in editor
+    advanced = client.get(made.headers["Location"] + "/yaml").get_data(as_text=True)
+    assert "id: year-6-ipads" in advanced
 
 
 def test_downloads(
@@ -276,9 +278,21 @@ def _verify_with_school_ca(client: FlaskClient, lead: User, signed: bytes, unsig
         ca.write_text(authority.ca_certificate_pem)
         blob.write_bytes(signed)
         done = subprocess.run(
-            ["openssl", "cms", "-verify", "-inform", "DER", "-in", str(blob), "-CAfile", str(ca),
-             "-out", str(out)],
-            capture_output=True, check=False,
+            [
+                "openssl",
+                "cms",
+                "-verify",
+                "-inform",
+                "DER",
+                "-in",
+                str(blob),
+                "-CAfile",
+                str(ca),
+                "-out",
+                str(out),
+            ],
+            capture_output=True,
+            check=False,
         )
         assert done.returncode == 0, done.stderr.decode()
         assert out.read_bytes() == unsigned

@@ -1,0 +1,89 @@
+"""Approving: a second, independent person lets waiting destructive commands go."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from server.activity.services import record
+from server.auth.models import User
+from server.auth.services import check_independent_approver, check_stepped_up
+from server.commands.models import Command, CommandStatus
+from server.commands.services.budget import check_release, lock_school
+from server.commands.services.catalogue import TTL
+from server.commands.services.freezing import refuse_if_frozen
+from server.db import utcnow
+from server.errors import Forbidden, NotFound, ValidationFailed
+
+
+def approve(
+    session: Session,
+    actor: User,
+    *,
+    stepped_up_at: datetime | None,
+    command_id: int | None = None,
+    batch_id: str | None = None,
+    now: datetime | None = None,
+) -> list[Command]:
+    """A second, independent person lets destructive commands go, having just proved their
+    second factor again (`stepped_up_at`: a passkey or code checked minutes ago)."""
+    now = now or utcnow()
+    # The school before its commands: the same lock order as the freeze.
+    lock_school(session, actor.school_id)
+    query = select(Command).where(
+        Command.school_id == actor.school_id, Command.status == CommandStatus.PENDING_APPROVAL
+    )
+    if command_id is not None:
+        query = query.where(Command.id == command_id)
+    elif batch_id is not None:
+        query = query.where(Command.batch_id == batch_id)
+    else:
+        raise ValidationFailed("Say which command or batch to approve.")
+    commands = session.scalars(query.with_for_update()).all()
+    if not commands:
+        raise NotFound("Nothing is waiting for approval there.")
+    check_stepped_up(stepped_up_at, now)
+    for role in {c.approver_role for c in commands if c.approver_role is not None}:
+        if actor.role is not role:
+            raise Forbidden(
+                f"Only the {role.label.lower()} can approve this: it was asked for beyond what "
+                "one person may do in an hour."
+            )
+    for requester in {c.requested_by for c in commands}:
+        check_independent_approver(session, actor, requester, now)
+    _check_release(session, actor, commands, now)
+    released = [
+        {
+            "id": command.id,
+            "status": CommandStatus.QUEUED,
+            "approved_by_id": actor.id,
+            "approved_at": now,
+            "expires_at": max(command.expires_at, now + TTL[command.type]),
+        }
+        for command in commands
+    ]
+    # One bulk update by key (it brings the loaded objects up to date too): a whole-school
+    # batch is thousands of rows, and the unit of work would track and compare each one.
+    session.execute(update(Command), released)
+    record(
+        session,
+        actor=actor,
+        action="command.approved",
+        school_id=actor.school_id,
+        target_type="batch" if batch_id else "command",
+        target_id=batch_id or commands[0].cmd_id,
+        details={"type": commands[0].type, "count": len(commands)},
+    )
+    session.commit()
+    return list(commands)
+
+
+def _check_release(
+    session: Session, actor: User, commands: Sequence[Command], now: datetime
+) -> None:
+    """Nothing destructive is let go while the school is frozen, nor past the approval budget."""
+    refuse_if_frozen(session, actor.school_id, commands[0].type)
+    check_release(session, actor.school_id, commands, now)

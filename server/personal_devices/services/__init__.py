@@ -1,0 +1,67 @@
+"""Staff personal devices: the register (P-REG-6), photo use on them (P-PHOTO-4), and reports
+of a loss, theft or new owner (P-LOSS-4)."""
+
+from server.personal_devices.services.chasing import chase_unconfirmed_days
+from server.personal_devices.services.photos import (
+    LONGEST,
+    DayLine,
+    MyDevice,
+    authorisations,
+    authorise,
+    confirm_day,
+    live_authorisation,
+    my_devices,
+    record_of_days,
+    require_head,
+    school_days,
+    withdraw,
+)
+from server.personal_devices.services.register import (
+    KEEPERS,
+    Counts,
+    add_entry,
+    can_see,
+    check_can_see,
+    counts,
+    get_entry,
+    list_entries,
+    own_entries,
+    personal_devices_of,
+    remove,
+    school_today,
+    update_entry,
+    visible_entry,
+)
+from server.personal_devices.services.reports import report, reports_for
+
+__all__ = [
+    "KEEPERS",
+    "LONGEST",
+    "Counts",
+    "DayLine",
+    "MyDevice",
+    "add_entry",
+    "authorisations",
+    "authorise",
+    "can_see",
+    "chase_unconfirmed_days",
+    "check_can_see",
+    "confirm_day",
+    "counts",
+    "get_entry",
+    "list_entries",
+    "live_authorisation",
+    "my_devices",
+    "own_entries",
+    "personal_devices_of",
+    "record_of_days",
+    "remove",
+    "report",
+    "reports_for",
+    "require_head",
+    "school_days",
+    "school_today",
+    "update_entry",
+    "visible_entry",
+    "withdraw",
+]

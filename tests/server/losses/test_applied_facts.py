@@ -1,0 +1,93 @@
+"""Breach facts are what the device reported, never what its profile asked (P-LOSS-2, P-REG-7)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy.orm import Session
+
+from server.auth.models import Role, User
+from server.devices.models import Device
+from server.devices.services import record_protection
+from server.losses import services
+from server.losses.models import LossReport, RiskLevel
+from server.profiles import services as profiles
+from server.schools.models import School
+from tests.server.losses.conftest import NOW
+
+
+def test_an_unreported_device_is_described_by_what_is_not_known(
+    session: Session,
+    report: Callable[..., LossReport],
+    device: Device,
+    make_user: Callable[..., User],
+    school: School,
+) -> None:
+    """P-LOSS-2: a device that never reported gets no passcode, auto-lock or wipe claims."""
+    lead = make_user(Role.COMPUTING_LEAD)
+    profile = profiles.create_profile(session, lead, name="KS2 iPads", start_from="ks2-ipad")
+    profiles.assign(session, lead, profile, "school", school.id)
+    loss = report(device)
+    facts = services.known_facts(session, loss)
+    assert facts.passcode.startswith("Not known")
+    assert facts.encryption.startswith("Not known")
+    assert not any("idle" in rule or "wiped" in rule for rule in facts.restrictions)
+    assert facts.settings.startswith("Not known") and facts.profile_name is None
+    text = services.suggested_personal_data(facts)
+    assert "Required" not in text and "Locks itself" not in text and "wiped" not in text
+    assert "Storage encryption: Not known" in text
+
+
+def test_breach_facts_are_what_the_device_reported_and_when(
+    session: Session,
+    report: Callable[..., LossReport],
+    device: Device,
+    make_user: Callable[..., User],
+    school: School,
+    head: User,
+) -> None:
+    """P-LOSS-2, P-REG-7: enforced settings, the ones it could not, passcode and encryption,
+    each as the device itself said two days before the loss."""
+    lead = make_user(Role.COMPUTING_LEAD)
+    profile = profiles.create_profile(session, lead, name="KS2 iPads", start_from="ks2-ipad")
+    profiles.assign(session, lead, profile, "school", school.id)
+    desired = profiles.desired_state(session, device)
+    assert desired is not None and desired.document is not None
+    said = NOW - timedelta(days=2)
+    entries = [
+        {"setting": s, "state": "enforced", "detail": "", "evidence": {}}
+        for s in desired.document["settings"]
+    ]
+    entries[0] = {**entries[0], "state": "failed", "detail": "camera files still open"}
+    profiles.record_applied(
+        session, device, desired.sha256, said, settings=entries, settings_sha256=desired.sha256
+    )
+    record_protection(
+        session,
+        device,
+        passcode=True,
+        storage_encrypted=None,
+        details={"passcode": "set on the device"},
+        at=said,
+    )
+    session.commit()
+    loss = report(device)
+    facts = services.known_facts(session, loss)
+    assert facts.profile_name == "KS2 iPads"
+    assert facts.passcode.startswith("Yes") and "2 days" in facts.passcode
+    assert facts.encryption.startswith("Not known")
+    assert "Locks itself when idle: after 10 minutes idle" in facts.restrictions
+    assert facts.not_enforced == ["Camera: failed (camera files still open)"]
+    assert "2 days" in facts.settings
+    services.assess(
+        session,
+        head,
+        loss,
+        personal_data="Photos.",
+        risk=RiskLevel.UNLIKELY,
+        risk_notes="Passcode set.",
+        now=NOW + timedelta(hours=1),
+    )
+    assert loss.facts["encryption"].startswith("Not known")
+    assert loss.facts["not_enforced"] == ["Camera: failed (camera files still open)"]
