@@ -198,24 +198,20 @@ def _simulate(args: argparse.Namespace) -> int:
 
     if args.count is not None and args.count < 0:
         raise UsageError("--count must not be negative")
+    codes: list[str] = []
     if args.enrol_file is not None:
         try:
             codes = read_payload_file(args.enrol_file)
         except OSError as exc:
             raise UsageError(f"cannot read {args.enrol_file}: {exc}") from exc
-        enrolled = enrol_fleet(
-            codes,
-            args.data_dir,
-            server_url=args.server_url,
-            sample_photos=args.photos,
-            skip_used=True,
-        )
-        print(f"enrolled {len(enrolled)} new device(s)", flush=True)
-    if not enrolled_device_dirs(args.data_dir):
+    already = len(enrolled_device_dirs(args.data_dir))
+    if not already and not codes:
         raise UsageError(f"{args.data_dir} holds no enrolled devices; use --enrol-file")
+    wanted = args.count
+    # Devices still to enrol join one by one below, so a slow enrolment holds up nobody.
     fleet = FleetSimulator(
         args.data_dir,
-        count=args.count,
+        count=wanted if wanted is None or not codes else min(wanted, already),
         io_threads=args.io_threads,
         workers=args.workers,
         report_interval=args.report_interval,
@@ -234,6 +230,34 @@ def _simulate(args: argparse.Namespace) -> int:
         timer.start()
     fleet.start()
     started = time.monotonic()
+    if codes:
+        joining = threading.Lock()
+
+        def join(path: Path) -> None:
+            """A newly enrolled device joins the running fleet (up to --count)."""
+            with joining:
+                if wanted is None or len(fleet.devices) < wanted:
+                    fleet.add(path)
+
+        try:
+            enrolled = enrol_fleet(
+                codes,
+                args.data_dir,
+                server_url=args.server_url,
+                sample_photos=args.photos,
+                skip_used=True,
+                on_enrolled=join,
+            )
+        except BaseException:
+            fleet.stop()
+            raise
+        print(f"enrolled {len(enrolled)} new device(s)", flush=True)
+        if wanted is not None and len(fleet.devices) < wanted:
+            fleet.stop()
+            raise UsageError(
+                f"{args.data_dir} holds {len(fleet.devices)} enrolled device(s), {wanted} "
+                "asked for; enrol more with --enrol-file"
+            )
     while not stop.is_set() and not fleet.wait_connected(timeout=0.2):
         if time.monotonic() - started > READY_TIMEOUT:
             print(

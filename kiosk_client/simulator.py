@@ -25,7 +25,6 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import functools
-import hashlib
 import heapq
 import itertools
 import logging
@@ -37,7 +36,7 @@ import selectors
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +46,6 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from kiosk_client.adapters.simulated import SimulatedAdapter
 from kiosk_client.config import (
-    CONFIG_NAME,
     DEFAULT_IO_THREADS,
     DEFAULT_WORKERS,
     ENV_BROKER_URL,
@@ -59,8 +57,13 @@ from kiosk_client.config import (
     load_server_keys,
 )
 from kiosk_client.core import DeviceCore
-from kiosk_client.enrol import DEFAULT_SAMPLE_PHOTOS, enrol
-from kiosk_client.errors import ConfigError, KioskError
+from kiosk_client.errors import ConfigError
+from kiosk_client.fleet_enrolment import (
+    DEVICE_DIR_PREFIX,
+    enrol_fleet,
+    enrolled_device_dirs,
+    read_payload_file,
+)
 from kiosk_client.server_api import ServerClient
 from kiosk_client.state import StateStore
 from mqtt.client import make_client_for_url
@@ -77,99 +80,12 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEVICE_DIR_PREFIX = "sim-"
-USED_CODES_NAME = ".enrolled-codes"
 # Connections opened at once per I/O thread: a broker's accept backlog is finite (amqtt: 100).
 DEFAULT_CONNECT_CONCURRENCY = 50
 MIN_RECONNECT_DELAY = 1.0
 MAX_RECONNECT_DELAY = 60.0
 _MAINTENANCE_INTERVAL = 1.0
 _STOP_FLUSH_TIMEOUT = 5.0
-
-
-# --- enrolment -----------------------------------------------------------------------------------
-
-
-def read_payload_file(path: str | os.PathLike[str]) -> list[str]:
-    """Enrolment codes from a file: one per line; blank lines and `#` comments are skipped."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
-
-
-def enrolled_device_dirs(data_dir: str | os.PathLike[str]) -> list[Path]:
-    """The fleet's enrolled sub-directories, in name order."""
-    base = Path(data_dir)
-    if not base.is_dir():
-        return []
-    return sorted(p for p in base.iterdir() if p.is_dir() and (p / CONFIG_NAME).is_file())
-
-
-def _code_hash(code: str) -> str:
-    """What the fleet remembers of a used code (never the token itself)."""
-    return hashlib.sha256(code.strip().encode("utf-8")).hexdigest()
-
-
-def enrol_fleet(
-    payloads: Iterable[str],
-    data_dir: str | os.PathLike[str],
-    *,
-    server_url: str | None = None,
-    sample_photos: int = DEFAULT_SAMPLE_PHOTOS,
-    concurrency: int = 8,
-    skip_used: bool = False,
-) -> list[Path]:
-    """Enrol one simulated device per code into `data_dir/sim-NNNNN/`; return their paths.
-
-    Devices are numbered after those already there, so a second file adds to the fleet. With
-    `skip_used`, codes this fleet enrolled before are skipped (tokens are one-time), so the
-    same file can be given again. The first failure is raised once every enrolment finished.
-    """
-    base = Path(data_dir).expanduser().absolute()
-    base.mkdir(parents=True, exist_ok=True)
-    used_file = base / USED_CODES_NAME
-    used = set(used_file.read_text(encoding="ascii").split()) if used_file.exists() else set()
-    codes = [code for code in payloads if not (skip_used and _code_hash(code) in used)]
-    existing = [
-        p.name[len(DEVICE_DIR_PREFIX) :]
-        for p in base.iterdir()
-        if p.name.startswith(DEVICE_DIR_PREFIX)
-    ]
-    start_index = max((int(n) for n in existing if n.isdigit()), default=0) + 1
-    targets = [
-        (base / f"{DEVICE_DIR_PREFIX}{start_index + offset:05d}", code)
-        for offset, code in enumerate(codes)
-    ]
-    lock = threading.Lock()
-
-    def one(target: Path, code: str) -> Path:
-        """Enrol one device and remember its code as used."""
-        enrol(
-            code,
-            platform=Platform.SIMULATED,
-            data_dir=target,
-            server_url=server_url,
-            sample_photos=sample_photos,
-            fsync=False,
-        )
-        with lock, used_file.open("a", encoding="ascii") as handle:
-            handle.write(_code_hash(code) + "\n")
-        return target
-
-    done: list[Path] = []
-    errors: list[BaseException] = []
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(concurrency, 1)) as pool:
-        futures = [pool.submit(one, target, code) for target, code in targets]
-        for future in futures:
-            try:
-                done.append(future.result())
-            except KioskError as exc:
-                errors.append(exc)
-    if errors:
-        logger.error(
-            "%d of %d enrolment(s) failed; first: %s", len(errors), len(targets), errors[0]
-        )
-        raise errors[0]
-    return done
 
 
 # --- one simulated device -----------------------------------------------------------------------
@@ -375,6 +291,11 @@ class _IOLoop(threading.Thread):
         """Queue a (re)connection, opened when a connect slot is free."""
         if not device.removed and not self._stopping:
             self._to_connect.append(device)
+
+    def join_fleet(self, device: _Device) -> None:
+        """Drive a device that joined after the start (call from this thread only)."""
+        self.devices.append(device)
+        self.queue_connect(device)
 
     def remove(self, device: _Device) -> None:
         """Take a device out of the fleet (after a factory reset): `offline`, then disconnect."""
@@ -656,6 +577,11 @@ class FleetSimulator:
         self._workers = [_Worker(i) for i in range(max(workers, 1))]
         self._loops = [_IOLoop(self, i, connect_concurrency) for i in range(max(io_threads, 1))]
         self.devices: list[_Device] = []
+        self._overrides = overrides
+        self._fsync = fsync
+        self._report_interval = report_interval
+        self._adding = threading.Lock()
+        self._started = False
         dirs = enrolled_device_dirs(self.data_dir)
         if count is not None:
             if len(dirs) < count:
@@ -664,19 +590,28 @@ class FleetSimulator:
                     "enrol more with --enrol-file"
                 )
             dirs = dirs[:count]
-        for index, path in enumerate(dirs):
-            config = load_config(path, overrides)
-            if config.platform is not Platform.SIMULATED:
-                raise ConfigError(f"{path} is not a simulated device")
-            config = config.with_overrides(fsync=fsync)
-            if report_interval is not None:
-                config = config.with_overrides(report_interval=report_interval)
+        for path in dirs:
+            self.add(path)
+
+    def add(self, path: Path) -> None:
+        """Take the device enrolled in `path` into the fleet; once started, it connects now."""
+        config = load_config(path, self._overrides)
+        if config.platform is not Platform.SIMULATED:
+            raise ConfigError(f"{path} is not a simulated device")
+        config = config.with_overrides(fsync=self._fsync)
+        if self._report_interval is not None:
+            config = config.with_overrides(report_interval=self._report_interval)
+        with self._adding:
+            index = len(self.devices)
             loop = self._loops[index % len(self._loops)]
             worker = self._workers[index % len(self._workers)]
             device = _Device(self, config, loop, worker)
-            loop.devices.append(device)
             self.devices.append(device)
-        self._started = False
+            if not self._started:
+                loop.devices.append(device)
+                return
+        worker.put("resume", device)
+        loop.call_soon(lambda: loop.join_fleet(device))
 
     def shared_keys(self, keys: Mapping[str, Ed25519PublicKey]) -> dict[str, Ed25519PublicKey]:
         """The same key objects for every device that pins the same server keys (memory)."""
@@ -713,10 +648,12 @@ class FleetSimulator:
 
     def start(self) -> None:
         """Resume each device's ledger, then start the workers and the I/O threads."""
-        if self._started:
-            return
-        self._started = True
-        for device in self.devices:
+        with self._adding:
+            if self._started:
+                return
+            self._started = True
+            joined = list(self.devices)  # any added from now on resume as they join
+        for device in joined:
             device.worker.put("resume", device)
         for worker in self._workers:
             worker.start()

@@ -148,6 +148,19 @@ def log_in(page: object, base: str, email: str, password: str | None = None) -> 
     page.wait_for_url(f"{base}/", timeout=90_000)  # type: ignore[attr-defined]
 
 
+def wait_until_online(page: object, base: str, tag: str, *, within: float = 180) -> None:
+    """Wait for the demo's simulated device `tag` to be connected (it enrols itself over HTTP
+    just after the demo starts, then connects; a busy 2-core machine takes its time)."""
+    deadline = time.monotonic() + within
+    while True:
+        page.goto(f"{base}/devices/{tag}")  # type: ignore[attr-defined]
+        panel = page.get_by_role("region", name="Device link")  # type: ignore[attr-defined]
+        if "Online" in panel.inner_text():
+            return
+        assert time.monotonic() < deadline, f"{tag} never came online in the demo"
+        page.wait_for_timeout(1000)  # type: ignore[attr-defined]
+
+
 def ready_to_confirm(page: object, button: object) -> object:
     """`button`, a confirmed action, once its page's confirmation script has attached (it marks
     `<html data-confirm-ready>`): clicked sooner, the form posts without asking in the page and

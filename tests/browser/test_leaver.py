@@ -13,7 +13,7 @@ import pyotp
 import pytest
 
 from server.schools.demo import DEMO_PASSWORD
-from tests.browser.conftest import demo_server, ready_to_confirm
+from tests.browser.conftest import demo_server, ready_to_confirm, wait_until_online
 
 pytestmark = pytest.mark.browser
 
@@ -52,19 +52,6 @@ def _log_in(browser: object, base: str, email: str) -> object:
     return page
 
 
-def _wait_until_enrolled(page: object, base: str, tag: str) -> None:
-    """The demo's simulated iPads enrol themselves as the server starts: wait for this one."""
-    deadline = time.monotonic() + 120
-    while True:
-        page.goto(f"{base}/devices/{tag}")  # type: ignore[attr-defined]
-        panel = page.get_by_role("region", name="Device link")  # type: ignore[attr-defined]
-        text = panel.inner_text()
-        if "enrolled" in text and "Not enrolled" not in text:
-            return
-        assert time.monotonic() < deadline, f"{tag} never enrolled in the demo"
-        page.wait_for_timeout(2000)  # type: ignore[attr-defined]
-
-
 def test_a_leaver_case_from_opening_to_its_printable_record(
     browser: object, leaver_server: str
 ) -> None:
@@ -74,7 +61,7 @@ def test_a_leaver_case_from_opening_to_its_printable_record(
     base = leaver_server
     # The teacher has an iPad out (the register and loans say they hold it).
     teacher = _log_in(browser, base, "teacher@oakfield.example")
-    _wait_until_enrolled(teacher, base, TAG)
+    wait_until_online(teacher, base, TAG)
     teacher.get_by_role("button", name="Take out").click()  # type: ignore[attr-defined]
     expect(teacher.get_by_role("status")).to_contain_text(TAG)  # type: ignore[attr-defined]
 

@@ -15,7 +15,7 @@ from PIL import Image
 
 from provisioning.qr import qr_png
 from server.labels.services import place_url
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, log_in
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, log_in, wait_until_online
 
 pytestmark = pytest.mark.browser
 
@@ -56,19 +56,6 @@ def _counts(page: object) -> tuple[int, int]:
     expect(count).to_have_text(re.compile(r"^\d+ of \d+ out$"))
     out, total = re.findall(r"\d+", count.inner_text())
     return int(out), int(total)
-
-
-def _wait_until_enrolled(page: object, base: str, tags: list[str]) -> None:
-    """The demo's simulated iPads enrol themselves as the server starts: wait for them."""
-    for tag in tags:
-        deadline = time.monotonic() + 120
-        while True:
-            page.goto(f"{base}/devices/{tag}")  # type: ignore[attr-defined]
-            panel = page.get_by_role("region", name="Device link")  # type: ignore[attr-defined]
-            if "enrolled" in panel.inner_text() and "Not enrolled" not in panel.inner_text():
-                break
-            assert time.monotonic() < deadline, f"{tag} never enrolled in the demo"
-            page.wait_for_timeout(2000)  # type: ignore[attr-defined]
 
 
 def _type_tag(page: object, tag: str) -> None:
@@ -126,7 +113,8 @@ def test_a_teacher_takes_out_and_returns_by_typing_and_scanner(
     page = context.new_page()
     try:
         _log_in(page, live_server)
-        _wait_until_enrolled(page, live_server, [TYPED[0], TYPED[2]])
+        for tag in (TYPED[0], TYPED[2]):
+            wait_until_online(page, live_server, tag)
         _scan_page(page, live_server, "Year 4 trolley")
         feedback = page.locator("#scan-feedback")
         count = page.locator("#scan-count")

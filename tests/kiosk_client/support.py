@@ -102,6 +102,8 @@ class FakeServer:
     broker_scheme: str = "mqtt"
     # What the answer claims is the CA (to test a mismatch with the code's fingerprint).
     ca_pem_override: str | None = None
+    # Called with each valid enrolment's asset tag before it is answered (to hold one back).
+    before_enrol: Callable[[str], None] | None = None
 
     def __post_init__(self) -> None:
         self.kid = key_id(self.signing_key.public_key())
@@ -145,6 +147,8 @@ class FakeServer:
             return 400, _error("invalid", "public_key is not an Ed25519 key")
         if body.get("platform") not in ("simulated", "linux"):
             return 400, _error("invalid", "unknown platform")
+        if self.before_enrol is not None:
+            self.before_enrol(token.asset_tag)
         token.used = True
         identity = self.pool.take()
         self.device_keys[identity.device_id] = public_key

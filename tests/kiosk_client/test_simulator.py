@@ -144,3 +144,59 @@ def test_trolley_kiosk_simulate_enrols_from_a_file_and_runs(
     finally:
         peer.close()
         server.close()
+
+
+def test_a_device_connects_as_soon_as_it_is_enrolled_while_others_still_enrol(
+    embedded: BrokerHandle, tmp_path: Path
+) -> None:
+    """A slow enrolment holds up no other device: the first one enrolled is online (and can
+    take commands) while the server is still answering the second."""
+    server = FakeServer(embedded.pool, embedded.port)
+    peer = ServerPeer(embedded.port, server)
+    arrived: list[str] = []
+    online_first: list[bool] = []
+    lock = threading.Lock()
+
+    def hold_the_second(asset_tag: str) -> None:
+        with lock:
+            arrived.append(asset_tag)
+            if len(arrived) == 1:
+                return
+        wait_until(lambda: server.device_keys, 10)  # the first answer is on its way
+        first = next(iter(server.device_keys))
+        try:
+            peer.wait_status(first, b"online", timeout=8)
+        except AssertionError:
+            online_first.append(False)
+        else:
+            online_first.append(True)
+
+    server.before_enrol = hold_the_second
+    try:
+        codes = tmp_path / "codes.txt"
+        codes.write_text("\n".join(server.payload(f"OAK-{n}") for n in range(2)) + "\n")
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "kiosk_client.cli",
+                "simulate",
+                "--data-dir",
+                str(tmp_path / "fleet"),
+                "--enrol-file",
+                str(codes),
+                "--duration",
+                "3",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=90,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        assert result.returncode == 0, result.stderr
+        assert online_first == [True], "the first device waited for the second's enrolment"
+        assert "ready: 2 device(s) connected" in result.stdout
+    finally:
+        peer.close()
+        server.close()
