@@ -27,6 +27,8 @@ from flask import (
 )
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from jinja2 import BytecodeCache
+from jinja2.bccache import Bucket
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
@@ -45,6 +47,25 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 # The browser's cookie keeps this session key; the server keeps only its hash.
 SESSION_KEY = "login_key"
+
+
+class _TemplateCode(BytecodeCache):
+    """Compiled templates, kept for the life of the process: each app built in it (a test run
+    builds hundreds) loads them instead of parsing and compiling every template again. Jinja
+    checks each one against its source, so an edited template is compiled afresh."""
+
+    def __init__(self) -> None:
+        self._code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        if (code := self._code.get(bucket.key)) is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        self._code[bucket.key] = bucket.bytecode_to_string()
+
+
+TEMPLATE_CODE = _TemplateCode()
 
 # Pages include each domain's optional partials (home cards, device panels) in this order.
 DOMAINS = sorted(NAMES)

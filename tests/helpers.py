@@ -28,11 +28,28 @@ def require_service(name: str, addr: tuple[str, int]) -> None:
         pytest.skip(f"{message}; set CI=true to make this a failure")
 
 
+# Ports for test servers come from below Linux's ephemeral range (32768-60999), a block per test
+# process: a port the kernel handed out was often taken, before the server bound it, by one of
+# the thousands of outgoing connections a fleet test opens, or by another test process.
+_PORT_BLOCK = 1000
+_PORT_BASE = 20000 + _PORT_BLOCK * int(
+    os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0
+)
+_next_port = [0]
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing is listening on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing uses right now, and no other test process picks."""
+    for _ in range(_PORT_BLOCK):
+        port = _PORT_BASE + _next_port[0] % _PORT_BLOCK
+        _next_port[0] += 1
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {_PORT_BASE}-{_PORT_BASE + _PORT_BLOCK - 1}")
 
 
 _TEMPLATE: list[Path] = []

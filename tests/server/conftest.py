@@ -170,11 +170,10 @@ def cheap_password_hashing() -> Iterator[None]:
 
     from server.auth.services import passwords
 
-    original = passwords._hasher, passwords._DUMMY_HASH
+    original = passwords._hasher
     passwords._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    passwords._DUMMY_HASH = passwords._hasher.hash("not-a-real-password-but-the-same-cost")
     yield
-    passwords._hasher, passwords._DUMMY_HASH = original
+    passwords._hasher = original
 
 
 @pytest.fixture(scope="session")

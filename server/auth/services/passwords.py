@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from server.errors import ValidationFailed
 
 _hasher = PasswordHasher()
-# Verifying against this keeps unknown e-mails as slow as known ones (no user enumeration).
-_DUMMY_HASH = _hasher.hash("not-a-real-password-but-the-same-cost")
 MIN_PASSWORD_LENGTH = 10
 
 
@@ -17,10 +17,17 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+@functools.cache
+def _dummy_hash(hasher: PasswordHasher) -> str:
+    """Verifying against this keeps unknown e-mails as slow as known ones (no user enumeration);
+    made on first use, so a process that never checks a password never pays for it."""
+    return hasher.hash("not-a-real-password-but-the-same-cost")
+
+
 def password_matches(stored: str | None, password: str) -> bool:
     """Whether `password` matches `stored`; with no stored hash it costs the same and fails."""
     try:
-        return bool(_hasher.verify(stored or _DUMMY_HASH, password)) and stored is not None
+        return bool(_hasher.verify(stored or _dummy_hash(_hasher), password)) and stored is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
