@@ -6,10 +6,14 @@ STAMP  := $(VENV)/.installed-stamp
 CHROMIUM ?= /usr/bin/chromium
 AXE_DIR := tests/browser/axe
 AXE     := $(AXE_DIR)/node_modules/axe-core/axe.min.js
+# Hundreds of Python processes start during a test run (servers, workers, kiosks, commands):
+# where the environment forbids writing compiled modules, each would compile every module again.
+unexport PYTHONDONTWRITEBYTECODE
+
 # Most tests wait on sockets (databases, brokers, a browser), and the broker's ten-minute
-# memory-bound test mostly waits: a third process keeps both cores busy meanwhile. It starts
-# first (tests/conftest.py), and idle processes take over the tests queued behind it.
-TEST_PROCESSES ?= 3
+# memory-bound test mostly waits: four processes keep both cores busy meanwhile. The longest
+# tests start first, each at the head of a process's share (tests/conftest.py).
+TEST_PROCESSES ?= 4
 
 .PHONY: demo test lint types unit install chromium axe bench clean
 
