@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import os
 import shutil
 import socket
 import sqlite3
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
+
+T = TypeVar("T")
 
 CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_ADDR = ("127.0.0.1", 5432)
@@ -146,3 +151,11 @@ def unused_code(secret: str, who: object) -> str:
                 _CODE_STEPS[who] = step
                 return str(totp.generate_otp(step))
         time.sleep(1)
+
+
+def in_own_thread(fn: Callable[..., T], *args: Any, timeout: float = 120) -> T:
+    """`fn(*args)` on a thread of its own: a test process that has run the browser tests keeps
+    Playwright's event loop marked as running on its main thread, where no other event loop (nor
+    a second Playwright) can then start."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn, *args).result(timeout=timeout)

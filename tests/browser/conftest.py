@@ -130,7 +130,10 @@ def log_in(page: object, base: str, email: str, password: str | None = None) -> 
     page.goto(f"{base}/login")  # type: ignore[attr-defined]
     page.get_by_label("E-mail").fill(email)  # type: ignore[attr-defined]
     page.get_by_label("Password").fill(password or DEMO_PASSWORD)  # type: ignore[attr-defined]
-    page.get_by_role("button", name="Log in").click()  # type: ignore[attr-defined]
+    # The next page's heading says what comes next: read it only once that page has loaded
+    # (a busy server answers slowly, and the log-in page's own heading would be read instead).
+    with page.expect_navigation(timeout=90_000):  # type: ignore[attr-defined]
+        page.get_by_role("button", name="Log in").click()  # type: ignore[attr-defined]
     heading = page.locator("h1").inner_text()  # type: ignore[attr-defined]
     who = (base, email)
     if "Set up two-step" in heading:

@@ -42,7 +42,8 @@ def _log_in(browser: object, base: str, email: str) -> object:
     page.goto(f"{base}/login")
     page.get_by_label("E-mail").fill(email)
     page.get_by_label("Password").fill(DEMO_PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    with page.expect_navigation(timeout=90_000):  # read the next page's heading, not this one's
+        page.get_by_role("button", name="Log in").click()
     if "Set up two-step" in page.locator("h1").inner_text():
         secret = page.locator("#totp-secret").inner_text().replace(" ", "")
         SECRETS[email] = secret

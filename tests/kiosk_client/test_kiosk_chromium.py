@@ -29,7 +29,7 @@ from device_profiles import compile_profile, load_profile
 from kiosk_client.adapters.linux import LinuxAdapter
 from kiosk_client.adapters.linux_system import X11Idle
 from kiosk_client.config import LinuxSettings
-from tests.helpers import CI, free_port
+from tests.helpers import CI, free_port, in_own_thread
 from tests.kiosk_client.support import wait_until
 
 pytestmark = pytest.mark.browser
@@ -218,12 +218,13 @@ def test_chromium_refuses_the_camera_microphone_and_screen_capture_the_profile_b
     adapter, port = kiosk
     allowing = _document("allowed")
     adapter.apply_profile(allowing, 1)
-    assert _tries(port, page_url) == {"video": "asks", "audio": "asks", "screen": "allowed"}
+    tries = in_own_thread(_tries, port, page_url)
+    assert tries == {"video": "asks", "audio": "asks", "screen": "allowed"}
     assert {s.state for s in adapter.settings_report(allowing)} == {"enforced"}
 
     blocking = _document("blocked")
     adapter.apply_profile(blocking, 2)
-    tries = _tries(port, page_url)
+    tries = in_own_thread(_tries, port, page_url)
     assert tries == {
         "video": "NotAllowedError",
         "audio": "NotAllowedError",

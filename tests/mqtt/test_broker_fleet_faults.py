@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import datetime as dt
 import socket
 import ssl
@@ -27,6 +26,7 @@ from mqtt.errors import BrokerConfigError
 from mqtt.passwords import write_password_file
 from provisioning.ca import create_school_ca, issue_device_certificate, new_server_identity
 from provisioning.keys import certificate_to_pem, new_tls_key, private_key_to_pem
+from tests.helpers import in_own_thread
 from tests.mqtt.conftest import PeerFactory
 from tests.mqtt.support import PASSWORDS, Peer, login, wait_until
 
@@ -228,10 +228,7 @@ def test_writer_close_always_closes_the_transport(
 ) -> None:
     fake = _FakeTransportWriter(drain_error=drain_error, eof_error=eof_error)
     adapter = ClosingStreamWriterAdapter(fake)
-    # In a thread of its own: a process that ran the browser tests keeps Playwright's event loop
-    # marked as running in this one. A peer that is already gone is not an error.
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, adapter.close()).result(timeout=10)
+    in_own_thread(asyncio.run, adapter.close())  # a peer already gone is not an error
     assert fake.closed or fake.aborted
     assert adapter.is_closed
 
