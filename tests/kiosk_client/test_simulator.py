@@ -106,6 +106,25 @@ def test_the_simulator_runs_devices_enrolled_earlier_and_resumes_their_ledgers(
     assert len(enrolled_device_dirs(fleet_dir)) == 2
 
 
+def _simulate_from_file(
+    server: FakeServer, tmp_path: Path, devices: int
+) -> subprocess.CompletedProcess[str]:
+    """`trolley-kiosk simulate --enrol-file ... --duration 3` as a real process, enrolling
+    `devices` with codes from `server`; its completed process."""
+    codes = tmp_path / "codes.txt"
+    codes.write_text("\n".join(server.payload(f"OAK-{n}") for n in range(devices)) + "\n")
+    command = [sys.executable, "-m", "kiosk_client.cli", "simulate"]
+    command += ["--data-dir", str(tmp_path / "fleet"), "--enrol-file", str(codes)]
+    return subprocess.run(
+        [*command, "--duration", "3"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
 def test_trolley_kiosk_simulate_enrols_from_a_file_and_runs(
     embedded: BrokerHandle, tmp_path: Path
 ) -> None:
@@ -113,28 +132,7 @@ def test_trolley_kiosk_simulate_enrols_from_a_file_and_runs(
     server = FakeServer(embedded.pool, embedded.port)
     peer = ServerPeer(embedded.port, server)
     try:
-        codes = tmp_path / "codes.txt"
-        codes.write_text("\n".join(server.payload(f"OAK-{n}") for n in range(3)) + "\n")
-        command = [
-            sys.executable,
-            "-m",
-            "kiosk_client.cli",
-            "simulate",
-            "--data-dir",
-            str(tmp_path / "fleet"),
-            "--enrol-file",
-            str(codes),
-            "--duration",
-            "3",
-        ]
-        result = subprocess.run(
-            command,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
+        result = _simulate_from_file(server, tmp_path, 3)
         assert result.returncode == 0, result.stderr
         assert "enrolled 3 new device(s)" in result.stdout
         assert "ready: 3 device(s) connected" in result.stdout
@@ -173,27 +171,7 @@ def test_a_device_connects_as_soon_as_it_is_enrolled_while_others_still_enrol(
 
     server.before_enrol = hold_the_second
     try:
-        codes = tmp_path / "codes.txt"
-        codes.write_text("\n".join(server.payload(f"OAK-{n}") for n in range(2)) + "\n")
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "kiosk_client.cli",
-                "simulate",
-                "--data-dir",
-                str(tmp_path / "fleet"),
-                "--enrol-file",
-                str(codes),
-                "--duration",
-                "3",
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=90,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
+        result = _simulate_from_file(server, tmp_path, 2)
         assert result.returncode == 0, result.stderr
         assert online_first == [True], "the first device waited for the second's enrolment"
         assert "ready: 2 device(s) connected" in result.stdout
