@@ -201,13 +201,17 @@ def wipe_every_device(database: Any, bench: BenchSchool) -> str:
     from server.db import utcnow
     from server.devices.models import Device
 
+    # Two transactions, as two people's requests are: the approval loads the batch afresh.
     with database.begin() as session:
-        tech, head = session.get(User, bench.tech_id), session.get(User, bench.head_id)
-        assert tech is not None and head is not None
+        tech = session.get(User, bench.tech_id)
+        assert tech is not None
         rows = list(session.scalars(select(Device).where(Device.school_id == bench.school_id)))
         issued = commands.issue(session, tech, rows, "wipe_photos", reason="bench")
         batch = issued[0].batch_id
         assert batch is not None
+    with database.begin() as session:
+        head = session.get(User, bench.head_id)
+        assert head is not None
         commands.approve(session, head, batch_id=batch, stepped_up_at=utcnow())
     return batch
 

@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, MetaData, Table, create_engine, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -84,6 +84,12 @@ class UTCDateTime(TypeDecorator[datetime]):
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {datetime: UTCDateTime()}
+
+
+def table(model: type[Base]) -> Table:
+    """A model's table, for Core statements: inserting thousands of rows through it takes half
+    the time the ORM's bulk insert does, which keeps state for every row."""
+    return cast(Table, model.__table__)
 
 
 def _sqlite_setup(engine: Engine, *, immediate: bool) -> None:

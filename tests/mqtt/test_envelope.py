@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from mqtt.envelope import (
     ReplayGuard,
@@ -143,6 +143,25 @@ def test_public_key_round_trip_and_refusals() -> None:
     for bad in ["", "A" * 42, "A" * 43 + "=", "!" * 43, "A" * 44]:
         with pytest.raises(MalformedError):
             decode_public_key(bad)
+
+
+# The identity point: a "public key" of small order. Under it, R = the identity and S = 0 satisfy
+# the verification equation for any message at all.
+SMALL_ORDER = bytes([1]) + bytes(31)
+
+
+def test_a_key_of_small_order_is_refused() -> None:
+    with pytest.raises(MalformedError, match="not a point an Ed25519 key can be"):
+        decode_public_key(b64url(SMALL_ORDER))
+
+
+def test_a_signature_under_a_key_of_small_order_verifies_nothing() -> None:
+    """A device that registered such a key could sign anything at all without a private key."""
+    weak = Ed25519PublicKey.from_public_bytes(SMALL_ORDER)
+    kid = key_id(weak)
+    forged = {"body": body(kid=kid), "sig": b64url(SMALL_ORDER + bytes(32))}
+    with pytest.raises(BadSignatureError):
+        open_envelope(json.dumps(forged).encode(), {kid: weak}, device_id="dev-a", now=NOW)
 
 
 # --- opening ------------------------------------------------------------------------------------

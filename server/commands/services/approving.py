@@ -52,7 +52,9 @@ def approve(
                 f"Only the {role.label.lower()} can approve this: it was asked for beyond what "
                 "one person may do in an hour."
             )
-    for requester in {c.requested_by for c in commands}:
+    # By id: a whole-school batch has one requester, and each relationship would load in turn.
+    for requester_id in {c.requested_by_id for c in commands}:
+        requester = None if requester_id is None else session.get(User, requester_id)
         check_independent_approver(session, actor, requester, now)
     _check_release(session, actor, commands, now)
     released = [

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, joinedload
 from provisioning.payload import is_valid_asset_tag
 from server.activity.services import record
 from server.auth.models import User
+from server.db import table
 from server.devices.models import (
     Device,
     DeviceEvent,
@@ -248,11 +249,11 @@ def add_events(
     session: Session, lines: Sequence[EventLine], *, kind: str, actor: User | None
 ) -> None:
     """Many timeline lines in one statement: a command to the whole fleet writes one per device."""
-    # Core, not the unit of work: nobody needs the rows back, and SQLite would otherwise insert
-    # them one by one to learn each id.
+    # Core, not the unit of work nor the ORM's bulk insert: nobody needs the rows back, SQLite
+    # would otherwise insert them one by one to learn each id, and the ORM keeps state per row.
     if lines:
         session.execute(
-            insert(DeviceEvent),
+            insert(table(DeviceEvent)),
             [
                 {
                     "school_id": line.school_id,
