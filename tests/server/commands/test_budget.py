@@ -304,6 +304,45 @@ def test_a_teachers_fourth_loss_report_in_an_hour_waits_for_the_headteacher(
     assert approved.status is CommandStatus.QUEUED
 
 
+def test_approving_a_batch_writes_to_every_row_what_it_returns(
+    session: Session,
+    school: School,
+    fleet: list[Device],
+    head: User,
+    make_user: Callable[..., User],
+) -> None:
+    """P-SEC-1: a whole-fleet wipe approved by a second person: every row becomes queued with
+    the approver and the time, as the objects handed back say; an expiry that a long wait
+    brought close is given the type's full life again, and a later one is left as it was."""
+    from server.commands.services.catalogue import TTL
+    from tests.server.conftest import settle
+
+    technician = make_user(Role.TECHNICIAN)
+    settle(head)
+    session.commit()
+    asked_at = utcnow() - timedelta(days=6)  # a wipe lives a week: this one has a day left
+    issued = services.issue(session, technician, fleet, "wipe_photos", now=asked_at)
+    assert {c.status for c in issued} == {CommandStatus.PENDING_APPROVAL}
+    later = issued[0]
+    later.expires_at = utcnow() + timedelta(days=30)  # already beyond a week from now
+    session.commit()
+    now = utcnow()
+    approved = services.approve(
+        session, head, batch_id=issued[0].batch_id, stepped_up_at=now, now=now
+    )
+    returned = {c.id: (c.status, c.approved_by_id, c.approved_at, c.expires_at) for c in approved}
+    session.expire_all()
+    stored = {
+        c.id: (c.status, c.approved_by_id, c.approved_at, c.expires_at)
+        for c in session.scalars(select(Command).where(Command.batch_id == issued[0].batch_id))
+    }
+    assert stored == returned and len(stored) == FLEET
+    assert {row[:3] for row in stored.values()} == {(CommandStatus.QUEUED, head.id, now)}
+    week = now + TTL["wipe_photos"]
+    assert {row[3] for i, row in stored.items() if i != later.id} == {week}
+    assert stored[later.id][3] > week
+
+
 # --- many small requests at once ------------------------------------------------------------
 
 
