@@ -306,7 +306,6 @@ def test_a_teachers_fourth_loss_report_in_an_hour_waits_for_the_headteacher(
 
 def test_approving_a_batch_writes_to_every_row_what_it_returns(
     session: Session,
-    school: School,
     fleet: list[Device],
     head: User,
     make_user: Callable[..., User],
