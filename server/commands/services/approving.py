@@ -62,8 +62,10 @@ def approve(
     # One statement for the rows just locked, whatever their number (a whole-school batch is
     # thousands), and the loaded objects set to match: a row each would cost a second a
     # 10,000-device wipe, with the head waiting on the page.
-    for command_type in {command.type for command in commands}:
-        floor = literal(now + TTL[command_type], Command.expires_at.type)  # stored as the column is
+    # Each type's full life from now: an expiry a long wait brought closer is moved to it.
+    floors = {command.type: now + TTL[command.type] for command in commands}
+    for command_type, life in floors.items():
+        floor = literal(life, Command.expires_at.type)  # bound as the column stores it
         session.execute(
             update(Command)
             .where(*waiting, Command.type == command_type)
@@ -79,7 +81,7 @@ def approve(
         set_committed_value(command, "status", CommandStatus.QUEUED)
         set_committed_value(command, "approved_by_id", actor.id)
         set_committed_value(command, "approved_at", now)
-        set_committed_value(command, "expires_at", max(command.expires_at, now + TTL[command.type]))
+        set_committed_value(command, "expires_at", max(command.expires_at, floors[command.type]))
     record(
         session,
         actor=actor,
