@@ -197,7 +197,9 @@ def run(count: int, postgres: bool, work: Path) -> dict[str, Any]:
                 "0.1",
                 *(["--shared"] if postgres else []),
             )
-            _log_waiter(log, "worker connected to the broker", 120)
+            # Each worker is two processes: one publishing, one recording (`server/worker.py`).
+            for client in (f"bench-cost-{n}-publish", f"bench-cost-{n}\n"):
+                _log_waiter(log, f"worker connected to the broker as {client}", 120)
         setup_seconds = time.perf_counter() - started_at
 
         def measured() -> float:

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from server.channel_roles import Role
 from server.cli_support import Context, fail_on_domain_errors, pass_ctx
 from server.domains import import_part
 
@@ -503,8 +504,26 @@ def activity_verify(ctx: Context) -> None:
     help="Share device topics with other workers ($share, Mosquitto/EMQX only)",
 )
 @click.option("--no-broker", is_flag=True, help="Run scheduled jobs only")
+@click.option(
+    "--role",
+    type=click.Choice([role.value for role in Role]),
+    help=(
+        "Run one side of the device channel, or both, in this process alone. Without it the "
+        "worker records what devices answer in a second process it starts and watches "
+        "(under --client-id) and publishes in this one (as <client id>-publish)."
+    ),
+)
+@click.option("--parent", type=int, hidden=True, help="Stop when this process has gone")
 @pass_ctx
-def worker(ctx: Context, tick: float, client_id: str, shared: bool, no_broker: bool) -> None:
+def worker(
+    ctx: Context,
+    tick: float,
+    client_id: str,
+    shared: bool,
+    no_broker: bool,
+    role: str | None,
+    parent: int | None,
+) -> None:
     """Publish commands and desired state, record acks and reports, run scheduled jobs."""
     from server.worker import run_forever
 
@@ -515,6 +534,8 @@ def worker(ctx: Context, tick: float, client_id: str, shared: bool, no_broker: b
         tick=tick,
         client_id=client_id,
         shared=shared,
+        role=None if role is None else Role(role),
+        parent=parent,
         with_broker=not no_broker,
     )
 

@@ -7,7 +7,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,6 +33,7 @@ from mqtt.topics import (
     server_subscriptions,
     worker_heartbeat_topic,
 )
+from server.channel_roles import Role
 from server.commands import services as commands
 from server.commands.services import Outgoing
 from server.config import Settings
@@ -108,6 +109,7 @@ class DeviceChannel:
         broker_url: str,
         client_id: str = "trolley-worker-1",
         shared: bool = False,
+        role: Role = Role.BOTH,
         batch: int = 500,
         publish_batch: int = PUBLISH_BATCH,
         publish_timeout: float = 10.0,
@@ -125,6 +127,7 @@ class DeviceChannel:
         self.broker_url = broker_url
         self.client_id = client_id
         self.shared = shared
+        self.role = role
         self.batch = batch
         self.publish_batch = publish_batch
         self.publish_timeout = publish_timeout
@@ -143,12 +146,8 @@ class DeviceChannel:
         self._beat_sent: float | None = None  # monotonic time of the unanswered heartbeat
         self._beat_seen = time.monotonic()
         self._last_batch = time.monotonic()  # when the consumer last finished a batch
-        # SQLite has one writer. The publishing and recording threads queue for it here, where
-        # the lock is handed over at once, rather than in SQLite's busy handler, which sleeps
-        # up to 100 ms between tries: under load that alone cost seconds a fleet-wide command.
-        self._one_writer: AbstractContextManager[object] = (
-            threading.Lock() if database.is_sqlite else nullcontext()
-        )
+        # SQLite has one writer: the publishing and recording sides queue for it here.
+        self._one_writer = database.one_writer()
         self.client = self._new_client()
 
     @contextmanager
@@ -174,8 +173,9 @@ class DeviceChannel:
         if reason.is_failure:
             log.error("broker refused the worker: %s", reason)
             return
-        for topic in server_subscriptions(shared=self.shared):
-            client.subscribe(topic, qos=QOS)
+        if self.role.records:
+            for topic in server_subscriptions(shared=self.shared):
+                client.subscribe(topic, qos=QOS)
         client.subscribe(self.heartbeat_topic, qos=QOS)
         self._beat_sent = None
         self._beat_seen = time.monotonic()
@@ -223,6 +223,8 @@ class DeviceChannel:
 
     def start(self) -> None:
         self._connect()
+        if not self.role.records:
+            return
         self._consumer = threading.Thread(
             target=self._consume_forever, name="trolley-acks", daemon=True
         )
@@ -280,8 +282,9 @@ class DeviceChannel:
         """One round of the publishing side; False (logged, never raised) if it failed."""
         try:
             self.check_health()
-            self.publish_pending()
-            self.publish_desired()
+            if self.role.publishes:
+                self.publish_pending()
+                self.publish_desired()
         except Exception:
             log.exception("could not publish to devices; trying again shortly")
             return False

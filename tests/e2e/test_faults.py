@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import subprocess
@@ -110,6 +111,75 @@ def test_worker_killed_then_restarted_publishes_what_was_queued(
     finally:
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
+
+
+def _recording_process(worker: subprocess.Popen[bytes], log: Path) -> int:
+    """The pid of the recording process `trolley worker` started, once there is one."""
+    found: list[int] = []
+
+    def started() -> bool:
+        children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
+        found[:] = [int(pid) for pid in children]
+        return len(found) == 1
+
+    try:
+        wait_until(started, 15, "the worker's recording process")
+    except AssertionError:
+        raise AssertionError(log.read_text()) from None
+    return found[0]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state == "Z"  # exited, waiting to be reaped
+
+
+def test_the_recording_process_killed_is_started_again_and_loses_no_answer(
+    sqlite_stack: Stack, tmp_path: Path
+) -> None:
+    """P-PHOTO-1: `trolley worker` records in a process of its own; SIGKILLed, it is started
+    again, collects the answers the broker kept for it, and every wipe is recorded done once."""
+    stack = sqlite_stack
+    stack.stop_channel()  # the subprocess is the only worker
+    stack.enrol(stack.add_devices(3), photos=2)
+    log = tmp_path / "worker.log"
+    worker = _worker(stack, log)
+    try:
+        recorder = _recording_process(worker, log)
+        _online(stack, 3)
+        os.kill(recorder, signal.SIGKILL)
+        cmd_ids = _issue(stack, "wipe_photos")
+        try:
+            statuses = stack.wait_finished(cmd_ids, timeout=40)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{log.read_text()}") from None
+        assert set(statuses.values()) == {CommandStatus.DONE}, stack.details(cmd_ids)
+        for kiosk in stack.kiosks:
+            assert kiosk.ran("wipe_photos") == 1 and kiosk.photos() == 0
+        assert "the recording process stopped (exit code -9); starting it again" in log.read_text()
+        assert _recording_process(worker, log) != recorder
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+
+
+def test_the_recording_process_stops_with_its_worker(sqlite_stack: Stack, tmp_path: Path) -> None:
+    """Stopped (SIGTERM) or killed, `trolley worker` leaves no recording process behind to
+    hold its broker session against the next one."""
+    stack = sqlite_stack
+    stack.stop_channel()
+    log = tmp_path / "worker.log"
+    for how in (signal.SIGTERM, signal.SIGKILL):
+        worker = _worker(stack, log)
+        recorder = _recording_process(worker, log)
+        worker.send_signal(how)
+        worker.wait(timeout=20)
+        wait_until(
+            lambda pid=recorder: _gone(pid), 10, f"the recording process to stop after {how!r}"
+        )
 
 
 def test_device_offline_for_a_day_gets_its_wipe_and_profile(stack: Stack) -> None:
