@@ -32,6 +32,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
+from functools import cache
 from typing import Any, ClassVar, Self, cast
 
 from mqtt.envelope import (
@@ -205,6 +206,12 @@ def _set(obj: object, name: str, value: object) -> None:
     object.__setattr__(obj, name, value)
 
 
+@cache
+def _field_names(cls: type) -> frozenset[str]:
+    """A message class's field names (asked for every message a worker opens)."""
+    return frozenset(f.name for f in fields(cast(Any, cls)))
+
+
 class _Body:
     """Shared `to_body`/`from_body` for the message dataclasses."""
 
@@ -217,7 +224,7 @@ class _Body:
             raise MessageError("body must be an object")
         if body.get("v") != PROTOCOL_VERSION or not _is_int(body.get("v")):
             raise MessageError(f"v must be {PROTOCOL_VERSION}")
-        names = {f.name for f in fields(cast(Any, cls))}
+        names = _field_names(cast(type, cls))
         unknown = sorted(set(body) - names - {"v"})
         if unknown:
             raise MessageError(f"unknown field(s) for {cls.__name__}: {', '.join(unknown)}")

@@ -254,6 +254,14 @@ def test_malformed_json_is_refused(raw: bytes) -> None:
         open_for_a(raw)
 
 
+def _nested(depth: int) -> dict[str, Any]:
+    """Objects nested `depth` deep inside a command's args."""
+    value: dict[str, Any] = {}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
 def signed_raw(bad_body: dict[str, Any]) -> bytes:
     """An envelope whose signature is right for `bad_body`, bypassing `sign`'s own checks."""
     text = json.dumps(bad_body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -272,11 +280,22 @@ def signed_raw(bad_body: dict[str, Any]) -> bytes:
         body(exp=NOW),  # exp must be after iat
         body(device_id=7),
         {k: v for k, v in body().items() if k != "kid"},
+        # Canonically written and signed, yet past the limits canonical JSON keeps.
+        body(seq=2**53),
+        body(args={"reason": "x", "n": -(2**60)}),
+        body(args=_nested(40)),
     ],
 )
 def test_bad_bodies_are_malformed(bad_body: dict[str, Any]) -> None:
     with pytest.raises(MalformedError):
         open_for_a(signed_raw(bad_body))
+
+
+def test_limits_are_kept_when_digits_and_brackets_only_sit_in_strings() -> None:
+    # Such text sends an envelope past the quick check to the full walk, which accepts it.
+    fine = body(args={"reason": "1234567890123456" + "{[" * 40})
+    assert open_for_a(sign(fine, SERVER_KEY)) == fine
+    assert open_for_a(signed_raw(body(args=_nested(31)))) == body(args=_nested(31))
 
 
 def test_duplicate_keys_and_non_json_constants_are_refused() -> None:
