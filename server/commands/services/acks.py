@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from mqtt.messages import Ack, AckState, Report
 from server import events
 from server.commands.models import FINISHED, Command, CommandStatus
 from server.commands.services.catalogue import label
+from server.db import table
 from server.devices.models import Device
 from server.devices.services import EventLine, add_event, add_events, record_protection
 from server.enrolment.models import DeviceIdentity
@@ -153,12 +155,37 @@ def _columns(command: _Answering) -> dict[str, Any]:
 def _write(
     session: Session, model: type[Command] | type[Device], rows: list[dict[str, Any]]
 ) -> None:
-    """Update rows by primary key in one statement; loaded copies are read again when next used."""
+    """Update rows by primary key; loaded copies are read again when next used.
+
+    Rows given the same values (a fleet-wide command's acks, which finish alike) are one
+    statement each group; the rest one statement with a parameter set per row, whose
+    processing was the larger part of recording a fleet's acks.
+    """
     if not rows:
         return
-    session.execute(update(model), rows)
-    # A bulk update by primary key passes by the objects the session holds; expiring them keeps
-    # a caller that loaded one (a test, another channel) from reading the old values.
+    alike: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        written = tuple(
+            (name, json.dumps(value, sort_keys=True) if isinstance(value, dict) else value)
+            for name, value in row.items()
+            if name != "id"
+        )
+        alike.setdefault(written, []).append(row)
+    each: list[dict[str, Any]] = []
+    columns = table(model).c
+    for group in alike.values():
+        if len(group) == 1:
+            each += group
+            continue
+        values = {name: value for name, value in group[0].items() if name != "id"}
+        session.execute(
+            update(table(model)).where(columns.id.in_([row["id"] for row in group])).values(values)
+        )
+    if each:
+        # Rows writing the same columns side by side: the ORM makes a statement of each run.
+        session.execute(update(model), sorted(each, key=lambda row: tuple(row)))
+    # These statements pass by the objects the session holds; expiring them keeps a caller
+    # that loaded one (a test, another channel) from reading the old values.
     for row in rows:
         loaded = session.identity_map.get(session.identity_key(model, row["id"]))
         if loaded is not None:

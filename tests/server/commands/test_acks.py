@@ -358,6 +358,53 @@ def test_a_fleet_wide_wipe_is_recorded_in_one_update_per_table(
         assert device is not None and (device.photo_count, device.photo_count_at) == (1, now)
 
 
+def test_acks_that_finish_alike_share_a_statement_and_each_row_keeps_its_own_answer(
+    session: Session,
+    channel: DeviceChannel,
+    sender: Callable[[], Sender],
+    statements: list[str],
+    now: datetime,
+) -> None:
+    """P-PHOTO-1: in one batch, wipes that ended alike are written together and the rest one by
+    one, and every command and device ends with what its own device said."""
+    senders = [sender() for _ in range(6)]
+    sent = [_sent(session, s) for s in senders]
+    answers = [
+        (AckState.DONE, {"deleted": 3, "remaining": 0}),
+        (AckState.DONE, {"deleted": 3, "remaining": 0}),
+        (AckState.DONE, {"deleted": 3, "remaining": 0}),
+        (AckState.DONE, {"deleted": 5, "remaining": 2}),
+        (AckState.RECEIVED, {}),
+        (AckState.FAILED, {"deleted": 0, "remaining": 9}),
+    ]
+    statements.clear()
+    channel.process(
+        [
+            s.ack(c, state, **result)
+            for s, c, (state, result) in zip(senders, sent, answers, strict=True)
+        ]
+    )
+    # The three alike in one statement; the other three in one for each set of columns they
+    # write (a `received` writes no finish). The devices' photo counts likewise.
+    assert _updates(statements, "commands") == 3 and _updates(statements, "devices") == 2
+    session.expire_all()
+    for s, command, (state, result) in zip(senders, sent, answers, strict=True):
+        stored = _fresh(session, command)
+        device = session.get(Device, s.identity.device_id)
+        assert device is not None
+        assert stored.received_at == now
+        if state is AckState.RECEIVED:
+            assert stored.status is CommandStatus.RECEIVED and stored.finished_at is None
+            assert device.photo_count_at is None
+            continue
+        assert stored.status.value == state.value and stored.finished_at == now
+        assert stored.result == result
+        if state is AckState.DONE:
+            assert (device.photo_count, device.photo_count_at) == (result["remaining"], now)
+        else:
+            assert device.photo_count_at is None
+
+
 def test_an_ack_recorded_in_bulk_is_what_a_loaded_command_then_says(
     session: Session, sender: Callable[[], Sender], now: datetime
 ) -> None:
