@@ -375,7 +375,7 @@ class DeviceChannel:
                         "broker did not take %d command(s); they stay queued", len(outgoing)
                     )
                     return total
-                commands.mark_sent(session, [o.command_id for o in outgoing], now=now)
+                commands.mark_published(session, outgoing, now=now)
             total += len(outgoing)
             self.stats.published += len(outgoing)
             if len(outgoing) < self.publish_batch:

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import literal_column, select, update
+from sqlalchemy import case, literal_column, select, update
 from sqlalchemy.orm import Session
 
 from server.commands.models import Command, CommandStatus
 from server.commands.services.catalogue import label
+from server.db import table
 from server.devices.services import add_event
 from server.enrolment.models import DeviceIdentity
 
@@ -58,11 +59,12 @@ def has_outgoing(session: Session, *, now: datetime) -> bool:
 
 
 def claim_outgoing(session: Session, *, now: datetime, limit: int = 500) -> list[Outgoing]:
-    """Queued commands to publish now, each given the device's next sequence number.
+    """Queued commands to publish now, each given the device's next sequence number; once the
+    broker has them, `mark_published` records them sent.
 
     On PostgreSQL rows are claimed with FOR UPDATE SKIP LOCKED so several workers share the work.
     """
-    # Columns and two bulk updates rather than mapped rows: a fleet-wide command claims
+    # Columns and set-based updates rather than mapped rows: a fleet-wide command claims
     # thousands at once, and the unit of work would load, track and update each one. Commands
     # and identities are two queries, not a join: with statistics from before a fleet-wide
     # command was queued, PostgreSQL planned the join as a pass over every identity for each
@@ -112,8 +114,10 @@ def claim_outgoing(session: Session, *, now: datetime, limit: int = 500) -> list
         if len(rows) < wanted:
             break
     last_seq: dict[int, int] = {}
+    claimed_from: dict[int, int] = {}  # identity id → its sequence number before this claim
     out = []
     for row, identity in sorted(claimed, key=lambda pair: (pair[1].id, pair[0].id)):
+        claimed_from.setdefault(identity.id, identity.last_seq)
         seq = last_seq.get(identity.id, identity.last_seq) + 1
         last_seq[identity.id] = seq
         out.append(
@@ -128,15 +132,40 @@ def claim_outgoing(session: Session, *, now: datetime, limit: int = 500) -> list
                 int(row.expires_at.timestamp()),
             )
         )
-    if out:
+    # One statement for each number of commands an identity got (nearly always just one).
+    taken: dict[int, list[int]] = {}
+    for identity_id, seq in last_seq.items():
+        taken.setdefault(seq - claimed_from[identity_id], []).append(identity_id)
+    identities_table = table(DeviceIdentity).c
+    for count, ids in taken.items():
         session.execute(
-            update(DeviceIdentity), [{"id": i, "last_seq": n} for i, n in last_seq.items()]
-        )
-        session.execute(
-            update(Command),
-            [{"id": o.command_id, "seq": o.seq, "mqtt_id": o.mqtt_id} for o in out],
+            update(table(DeviceIdentity))
+            .where(identities_table.id.in_(ids))
+            .values(last_seq=identities_table.last_seq + count)
         )
     return out
+
+
+def mark_published(session: Session, outgoing: Sequence[Outgoing], *, now: datetime) -> None:
+    """Claimed commands the broker has taken become sent, under the sequence number and device
+    id they went out with: one statement for the batch."""
+    if not outgoing:
+        return
+    columns = table(Command).c
+    session.execute(
+        update(table(Command))
+        .where(
+            columns.id.in_([o.command_id for o in outgoing]),
+            columns.status == CommandStatus.QUEUED,
+        )
+        .values(
+            status=CommandStatus.SENT,
+            sent_at=now,
+            attempts=columns.attempts + 1,
+            seq=case({o.command_id: o.seq for o in outgoing}, value=columns.id),
+            mqtt_id=case({o.command_id: o.mqtt_id for o in outgoing}, value=columns.id),
+        )
+    )
 
 
 def mark_sent(session: Session, command_ids: Iterable[int], *, now: datetime) -> None:

@@ -494,3 +494,43 @@ def test_commands_for_devices_without_a_live_identity_do_not_hold_up_the_outbox(
     claimed = services.claim_outgoing(session, now=now, limit=5)
     assert [o.command_id for o in claimed] == [c.id for c in ready]
     assert {_fresh(session, c).status for c in waiting} == {CommandStatus.QUEUED}
+
+
+def test_a_published_claim_records_each_command_under_its_own_sequence_number(
+    session: Session, sender: Callable[[], Sender], now: datetime
+) -> None:
+    """Commands published together are recorded sent, each under the sequence number and device
+    id it went out with, and each device's count moves on by as many commands as it got."""
+    busy, quiet = sender(), sender()
+    commands = [_sent(session, busy) for _ in range(3)] + [_sent(session, quiet)]
+    for command in commands:
+        command.status, command.seq, command.mqtt_id = CommandStatus.QUEUED, None, None
+    quiet_identity = session.get(DeviceIdentity, quiet.identity.id)
+    assert quiet_identity is not None
+    quiet_identity.last_seq = 7
+    session.commit()
+    claimed = services.claim_outgoing(session, now=now, limit=10)
+    services.mark_published(session, claimed, now=now)
+    session.commit()
+    assert [(o.mqtt_id, o.seq) for o in claimed] == [
+        (busy.identity.mqtt_id, 1),
+        (busy.identity.mqtt_id, 2),
+        (busy.identity.mqtt_id, 3),
+        (quiet.identity.mqtt_id, 8),
+    ]
+    session.expire_all()
+    for outgoing in claimed:
+        stored = session.get(Command, outgoing.command_id)
+        assert stored is not None
+        assert (stored.status, stored.seq, stored.mqtt_id, stored.sent_at, stored.attempts) == (
+            CommandStatus.SENT,
+            outgoing.seq,
+            outgoing.mqtt_id,
+            now,
+            2,
+        )
+    session.expire_all()
+    assert [session.get_one(DeviceIdentity, s.identity.id).last_seq for s in (busy, quiet)] == [
+        3,
+        8,
+    ]
