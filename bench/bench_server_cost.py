@@ -13,9 +13,10 @@ same light responders (`bench/light_responders.py`, a process of their own).
 The devices do the same in both rounds (read the `cmd_id`, sign two acks), so the ratio is the
 server pipeline against the broker alone; `bench_fanout.py` is the end-to-end measure with full
 simulated kiosks. Mosquitto from `trolley mqtt-config`; SQLite with one worker, or PostgreSQL
-with two (`--postgres`, `--shared`). Rounds alternate; medians are compared.
+with two (`--postgres`, `--shared`); each worker is two processes, one publishing and one
+recording (`server/worker.py`). Rounds alternate; medians are compared.
 
-    .venv/bin/python bench/bench_server_cost.py [--postgres] [--count N] [--big]
+    .venv/bin/python bench/bench_server_cost.py [--postgres] [--count N] [--big] [--workers N]
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def _log_waiter(path: Path, text: str, timeout: float) -> None:
     raise RuntimeError(f"{path.name} never said {text!r}:\n{path.read_text()[-2000:]}")
 
 
-def run(count: int, postgres: bool, work: Path) -> dict[str, Any]:
+def run(count: int, postgres: bool, work: Path, worker_count: int | None = None) -> dict[str, Any]:
     """Set up the school, broker, responders and workers, then time both rounds."""
     from cryptography.fernet import Fernet
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -183,7 +184,7 @@ def run(count: int, postgres: bool, work: Path) -> dict[str, Any]:
             str(mqtt_port),
         )
         _log_waiter(responders, f"ready {count}", 600)
-        workers = 2 if postgres else 1
+        workers = worker_count or (2 if postgres else 1)
         for n in range(1, workers + 1):
             log = start(
                 f"worker{n}",
@@ -195,7 +196,7 @@ def run(count: int, postgres: bool, work: Path) -> dict[str, Any]:
                 f"bench-cost-{n}",
                 "--tick",
                 "0.1",
-                *(["--shared"] if postgres else []),
+                *(["--shared"] if workers > 1 else []),
             )
             # Each worker is two processes: one publishing, one recording (`server/worker.py`).
             for client in (f"bench-cost-{n}-publish", f"bench-cost-{n}\n"):
@@ -300,13 +301,16 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL and two workers")
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--big", action="store_true", help="10,000 devices")
+    parser.add_argument(
+        "--workers", type=int, help="`trolley worker`s (each two processes); 1 on SQLite, else 2"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     count = 10_000 if args.big else args.count
     database = "postgresql" if args.postgres else "sqlite"
     work = Path(tempfile.mkdtemp(prefix="trolley-cost-"))
     try:
-        got = run(count, args.postgres, work)
+        got = run(count, args.postgres, work, args.workers)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     write_result(

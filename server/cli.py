@@ -510,7 +510,8 @@ def activity_verify(ctx: Context) -> None:
     help=(
         "Run one side of the device channel, or both, in this process alone. Without it the "
         "worker records what devices answer in a second process it starts and watches "
-        "(under --client-id) and publishes in this one (as <client id>-publish)."
+        "(under --client-id) and publishes in this one. Publishing connects as "
+        "<client id>-publish, so give both sides of one worker the same --client-id."
     ),
 )
 @click.option("--parent", type=int, hidden=True, help="Stop when this process has gone")

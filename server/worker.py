@@ -94,8 +94,9 @@ def run_forever(
 ) -> None:
     """The `trolley worker` loop: publish, record, run jobs; stop cleanly on SIGTERM or SIGINT.
 
-    With no `role`, the recording side runs in a child process under the same client id and
-    this process publishes as `<client id>-publish`; `role` runs one side, or both, here alone.
+    With no `role`, the recording side runs in a child process under the client id and this
+    process publishes; `role` runs one side, or both, here alone. Publishing alone always
+    connects as `<client id>-publish`, so the two sides of one worker share a `--client-id`.
     A process given its `parent` stops when that process has gone.
     """
     stop = threading.Event()
@@ -114,8 +115,10 @@ def run_forever(
         # The recording side keeps the client id, and with it the broker's session and queue.
         recording = RecordingProcess(client_id=client_id, shared=shared)
         recording.start()
-        role, client_id = Role.PUBLISH, f"{client_id}-publish"
+        role = Role.PUBLISH
     role = role or Role.BOTH
+    if role is Role.PUBLISH:
+        client_id = f"{client_id}-publish"  # its own session: the recording side keeps the id
     if with_broker:
         channel = DeviceChannel(
             database,
