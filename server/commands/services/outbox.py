@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, literal_column, select, update
+from sqlalchemy import bindparam, literal_column, select, update
 from sqlalchemy.orm import Session
 
 from server.commands.models import Command, CommandStatus
@@ -146,26 +146,37 @@ def claim_outgoing(session: Session, *, now: datetime, limit: int = 500) -> list
     return out
 
 
+_COMMANDS = table(Command).c
+# Compiled once: each published command's own number and device, the rest alike.
+_PUBLISHED = (
+    update(table(Command))
+    .where(_COMMANDS.id == bindparam("command_id"), _COMMANDS.status == CommandStatus.QUEUED)
+    .values(
+        status=CommandStatus.SENT,
+        sent_at=bindparam("sent_at"),
+        attempts=_COMMANDS.attempts + 1,
+        seq=bindparam("published_seq"),
+        mqtt_id=bindparam("published_to"),
+    )
+)
+
+
 def mark_published(session: Session, outgoing: Sequence[Outgoing], *, now: datetime) -> None:
     """Claimed commands the broker has taken become sent, under the sequence number and device
     id they went out with: one statement for the batch."""
-    if not outgoing:
-        return
-    columns = table(Command).c
-    session.execute(
-        update(table(Command))
-        .where(
-            columns.id.in_([o.command_id for o in outgoing]),
-            columns.status == CommandStatus.QUEUED,
+    if outgoing:
+        session.execute(
+            _PUBLISHED,
+            [
+                {
+                    "command_id": o.command_id,
+                    "sent_at": now,
+                    "published_seq": o.seq,
+                    "published_to": o.mqtt_id,
+                }
+                for o in outgoing
+            ],
         )
-        .values(
-            status=CommandStatus.SENT,
-            sent_at=now,
-            attempts=columns.attempts + 1,
-            seq=case({o.command_id: o.seq for o in outgoing}, value=columns.id),
-            mqtt_id=case({o.command_id: o.mqtt_id for o in outgoing}, value=columns.id),
-        )
-    )
 
 
 def mark_sent(session: Session, command_ids: Iterable[int], *, now: datetime) -> None:
