@@ -58,6 +58,7 @@ __all__ = [
     "key_id",
     "open_envelope",
     "plain_copy",
+    "raw_public_key",
     "sign",
     "unverified_body",
 ]
@@ -126,13 +127,16 @@ def canonical_json(obj: object) -> bytes:
     return _encode(_plain(obj, "$", 0))
 
 
+# One encoder for every message: `json.dumps` with options builds a new one each call.
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
 def _encode(plain: object) -> bytes:
     """The canonical encoding of a value `_plain` has already checked and copied."""
     try:
-        text = json.dumps(
-            plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
-        return text.encode("utf-8")
+        return _CANONICAL.encode(plain).encode("utf-8")
     except UnicodeEncodeError as exc:
         # A lone surrogate in a string has no UTF-8 form.
         raise MalformedError("$: string is not valid Unicode") from exc
@@ -141,14 +145,14 @@ def _encode(plain: object) -> bytes:
 # --- keys ---------------------------------------------------------------------------------------
 
 
-def _raw_public(public_key: Ed25519PublicKey) -> bytes:
+def raw_public_key(public_key: Ed25519PublicKey) -> bytes:
     """The 32 raw bytes of an Ed25519 public key."""
     return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
     """The key id of a public key: the first 16 hex digits of SHA-256 over its raw 32 bytes."""
-    return hashlib.sha256(_raw_public(public_key)).hexdigest()[:16]
+    return hashlib.sha256(raw_public_key(public_key)).hexdigest()[:16]
 
 
 def _b64url(data: bytes) -> str:
@@ -173,7 +177,7 @@ def _b64url_decode(text: str, expected_len: int, what: str) -> bytes:
 
 def encode_public_key(public_key: Ed25519PublicKey) -> str:
     """A public key as 43 characters of unpadded base64url (the enrolment wire form)."""
-    return _b64url(_raw_public(public_key))
+    return _b64url(raw_public_key(public_key))
 
 
 def decode_public_key(text: str) -> Ed25519PublicKey:
@@ -341,14 +345,18 @@ def unverified_body(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[s
 
 def open_envelope(
     raw: bytes,
-    keys: Mapping[str, Ed25519PublicKey],
+    keys: Mapping[str, Ed25519PublicKey | bytes],
     *,
     device_id: str,
     now: int,
     skew: int = DEFAULT_SKEW,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> dict[str, Any]:
-    """Return the verified body, or raise the `EnvelopeError` of the first failed check."""
+    """Return the verified body, or raise the `EnvelopeError` of the first failed check.
+
+    `keys` maps key ids to public keys, or to their 32 raw bytes (`raw_public_key`), which a
+    receiver opening many messages keeps rather than asking the key object each time.
+    """
     body, signature, canonical = _parse(raw, max_bytes)
     kid = body["kid"]
     public_key = keys.get(kid)
@@ -357,7 +365,10 @@ def open_envelope(
     try:
         # libsodium, not OpenSSL: a third of the time (the worker checks two acks per command)
         # and it lets other threads run meanwhile; it is also the stricter of the two.
-        nacl.bindings.crypto_sign_open(signature + canonical, _raw_public(public_key))
+        nacl.bindings.crypto_sign_open(
+            signature + canonical,
+            public_key if isinstance(public_key, bytes) else raw_public_key(public_key),
+        )
     except nacl.exceptions.BadSignatureError:
         raise BadSignatureError(f"signature does not verify with key {kid!r}") from None
     if body["device_id"] != device_id:

@@ -12,13 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from paho.mqtt import client as paho
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from mqtt.client import BrokerURL, make_client_for_url
-from mqtt.envelope import decode_public_key, open_envelope
+from mqtt.envelope import decode_public_key, open_envelope, raw_public_key
 from mqtt.envelope import sign as sign_envelope
 from mqtt.errors import MqttError
 from mqtt.limits import max_payload_bytes
@@ -78,7 +77,7 @@ class Sender:
     mqtt_id: str
     device_id: int
     kid: str
-    public_key: Ed25519PublicKey
+    public_key: bytes  # raw: opening an ack asks no key object for its bytes
 
 
 @dataclass
@@ -140,7 +139,7 @@ class DeviceChannel:
         self.connected = threading.Event()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._keys: dict[int, tuple[str, Ed25519PublicKey]] = {}  # identity id → its key
+        self._keys: dict[int, tuple[str, bytes]] = {}  # identity id → its key id and raw key
         self._unknown: dict[str, datetime] = {}  # mqtt id → when to look it up again
         self._consumer: threading.Thread | None = None
         self._beat_sent: float | None = None  # monotonic time of the unanswered heartbeat
@@ -500,7 +499,7 @@ class DeviceChannel:
             # only when the identity's key changes.
             key = self._keys.get(row.id)
             if key is None or key[0] != row.kid:
-                key = (row.kid, decode_public_key(row.public_key))
+                key = (row.kid, raw_public_key(decode_public_key(row.public_key)))
                 self._keys[row.id] = key
             found[row.mqtt_id] = Sender(row.id, row.mqtt_id, row.device_id, row.kid, key[1])
         missing = [m for m in wanted if m not in found]

@@ -19,6 +19,7 @@ from mqtt.envelope import (
     encode_public_key,
     key_id,
     open_envelope,
+    raw_public_key,
     sign,
     unverified_body,
 )
@@ -169,6 +170,14 @@ def test_a_signature_under_a_key_of_small_order_verifies_nothing() -> None:
 
 def test_round_trip_returns_the_body() -> None:
     assert open_for_a(sign(body(), SERVER_KEY)) == body()
+
+
+def test_a_key_given_as_its_raw_bytes_opens_the_same() -> None:
+    raw_keys = {SERVER_KID: raw_public_key(SERVER_KEY.public_key())}
+    assert open_envelope(sign(body(), SERVER_KEY), raw_keys, device_id="dev-a", now=NOW) == body()
+    other = {SERVER_KID: raw_public_key(Ed25519PrivateKey.generate().public_key())}
+    with pytest.raises(BadSignatureError):
+        open_envelope(sign(body(), SERVER_KEY), other, device_id="dev-a", now=NOW)
 
 
 def test_forged_signature_is_refused() -> None:
