@@ -76,16 +76,21 @@ def _worker(stack: Stack, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
+def _only_worker(stack: Stack, tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    """`trolley worker` as a subprocess, the only worker, with three kiosks of two photos."""
+    stack.stop_channel()
+    stack.enrol(stack.add_devices(3), photos=2)
+    log = tmp_path / "worker.log"
+    return _worker(stack, log), log
+
+
 def test_worker_killed_then_restarted_publishes_what_was_queued(
     sqlite_stack: Stack, tmp_path: Path
 ) -> None:
     """The `trolley worker` process is SIGKILLed; commands committed while it is dead are
     published when it starts again, and each runs exactly once."""
     stack = sqlite_stack
-    stack.stop_channel()  # the subprocess is the only worker
-    stack.enrol(stack.add_devices(3), photos=2)
-    log = tmp_path / "worker.log"
-    worker = _worker(stack, log)
+    worker, log = _only_worker(stack, tmp_path)
     try:
         try:
             _online(stack, 3)
@@ -143,10 +148,7 @@ def test_the_recording_process_killed_is_started_again_and_loses_no_answer(
     """P-PHOTO-1: `trolley worker` records in a process of its own; SIGKILLed, it is started
     again, collects the answers the broker kept for it, and every wipe is recorded done once."""
     stack = sqlite_stack
-    stack.stop_channel()  # the subprocess is the only worker
-    stack.enrol(stack.add_devices(3), photos=2)
-    log = tmp_path / "worker.log"
-    worker = _worker(stack, log)
+    worker, log = _only_worker(stack, tmp_path)
     try:
         recorder = _recording_process(worker, log)
         _online(stack, 3)
