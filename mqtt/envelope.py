@@ -244,6 +244,7 @@ def _parse(raw: bytes, max_bytes: int) -> tuple[dict[str, Any], bytes, bytes]:
     except UnicodeDecodeError as exc:
         raise MalformedError(f"not JSON: {exc}") from exc
     found = _canonical_envelope(raw, text)
+    canonical: bytes | None = None
     if found is None:
         # The full checks, in their order: duplicate keys and the rest while parsing, then
         # shape, signature text, header, and the body walked for its canonical form.
@@ -257,13 +258,11 @@ def _parse(raw: bytes, max_bytes: int) -> tuple[dict[str, Any], bytes, bytes]:
         except (ValueError, RecursionError) as exc:
             raise MalformedError(f"not JSON: {exc}") from exc
         body, sig = _shape(envelope)
-        signature = _b64url_decode(sig, _SIGNATURE_LEN, "sig")
-        _check_header(body)
-        return body, signature, canonical_json(body)
-    body, sig, canonical = found
+    else:
+        body, sig, canonical = found
     signature = _b64url_decode(sig, _SIGNATURE_LEN, "sig")
     _check_header(body)
-    return body, signature, canonical
+    return body, signature, canonical_json(body) if canonical is None else canonical
 
 
 def _canonical_envelope(raw: bytes, text: str) -> tuple[dict[str, Any], str, bytes] | None:

@@ -51,7 +51,6 @@ class RecordingProcess:
         ]
         self.process: subprocess.Popen[bytes] | None = None
         self.started = 0.0
-        self.restarts = 0
 
     def start(self) -> None:
         self.process = subprocess.Popen(self.argv)
@@ -67,7 +66,6 @@ class RecordingProcess:
             "the recording process stopped (exit code %s); starting it again",
             self.process.returncode,
         )
-        self.restarts += 1
         self.start()
 
     def stop(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -113,13 +114,11 @@ def claim_outgoing(session: Session, *, now: datetime, limit: int = 500) -> list
         claimed += [(row, identities[row.device_id]) for row in rows if row.device_id in identities]
         if len(rows) < wanted:
             break
-    last_seq: dict[int, int] = {}
-    claimed_from: dict[int, int] = {}  # identity id → its sequence number before this claim
+    got: Counter[int] = Counter()  # identity id → how many of these commands it gets
     out = []
     for row, identity in sorted(claimed, key=lambda pair: (pair[1].id, pair[0].id)):
-        claimed_from.setdefault(identity.id, identity.last_seq)
-        seq = last_seq.get(identity.id, identity.last_seq) + 1
-        last_seq[identity.id] = seq
+        got[identity.id] += 1
+        seq = identity.last_seq + got[identity.id]
         out.append(
             Outgoing(
                 row.id,
@@ -134,8 +133,8 @@ def claim_outgoing(session: Session, *, now: datetime, limit: int = 500) -> list
         )
     # One statement for each number of commands an identity got (nearly always just one).
     taken: dict[int, list[int]] = {}
-    for identity_id, seq in last_seq.items():
-        taken.setdefault(seq - claimed_from[identity_id], []).append(identity_id)
+    for identity_id, count in got.items():
+        taken.setdefault(count, []).append(identity_id)
     identities_table = table(DeviceIdentity).c
     for count, ids in taken.items():
         session.execute(
