@@ -3,21 +3,41 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Connection, DateTime, Engine, MetaData, Table, create_engine, event
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ColumnDefault,
+    Connection,
+    DateTime,
+    Engine,
+    MetaData,
+    Table,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+    insert,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import DeclarativeBase, QueryableAttribute, Session, sessionmaker
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
 log = logging.getLogger(__name__)
@@ -94,6 +114,93 @@ def table(model: type[Base]) -> Table:
     """A model's table, for Core statements: inserting thousands of rows through it takes half
     the time the ORM's bulk insert does, which keeps state for every row."""
     return cast(Table, model.__table__)
+
+
+def insert_rows(session: Session, target: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert many rows nobody needs back (each with the same keys): one `COPY` on PostgreSQL,
+    one statement with a parameter set per row elsewhere.
+
+    A fleet-wide command writes thousands of commands and timeline lines at once. Measured at
+    1,000 timeline lines on PostgreSQL: 17 ms as a parameter set per row (each one a statement
+    the server parses and runs), 6 ms as a `COPY`.
+    """
+    if not rows:
+        return
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        session.execute(insert(target), rows)
+        return
+    dialect = connection.dialect
+    given = [target.c[name] for name in rows[0]]
+    # What `insert()` would fill in for a column left out: its Python-side default, each row.
+    defaults = [
+        (column, column.default)
+        for column in target.c
+        if column.key not in rows[0]
+        and isinstance(column.default, ColumnDefault)
+        and (column.default.is_scalar or column.default.is_callable)
+    ]
+    columns = [*given, *(column for column, _default in defaults)]
+    # Each value as the statement would bind it; JSON as its text, which the server parses
+    # (the driver knows no column types in a `COPY`).
+    processors = [
+        json.dumps if isinstance(column.type, JSON) else column.type.bind_processor(dialect)
+        for column in columns
+    ]
+    preparer = dialect.identifier_preparer
+    statement = "COPY {} ({}) FROM STDIN".format(
+        preparer.format_table(target), ", ".join(preparer.quote(column.name) for column in columns)
+    )
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    try:
+        with raw.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                values = [row[column.key] for column in given] + [
+                    default.arg(None) if default.is_callable else default.arg
+                    for _column, default in defaults
+                ]
+                copy.write_row(
+                    [
+                        value if process is None else process(value)
+                        for value, process in zip(values, processors, strict=True)
+                    ]
+                )
+    except raw.Error as exc:
+        # As any other statement's failure reads: an IntegrityError, contention and the rest.
+        raise DBAPIError.instance(statement, None, exc, raw.Error, dialect=dialect) from exc
+
+
+def one_of(column: ColumnElement[Any] | QueryableAttribute[Any], key: str) -> ColumnElement[bool]:
+    """`column IN (:key)`, the values given at execution as a list under `key`.
+
+    Bound as one parameter per value on SQLite; on PostgreSQL as `column = ANY(:key)`, one
+    array: at 1,000 values PostgreSQL took 11–15 ms to plan the first and 2.4 ms the second.
+    """
+    return _OneOf(column, bindparam(key))
+
+
+class _OneOf(FunctionElement[bool]):
+    type = Boolean()
+    inherit_cache = True  # its column and parameter are its clauses, which the cache key covers
+    name = "one_of"
+
+
+def _one_of_parts(element: _OneOf) -> tuple[ColumnElement[Any], str]:
+    column, param = element.clauses.clauses
+    return column, cast(Any, param).key
+
+
+@compiles(_OneOf)
+def _one_of_listed(element: _OneOf, compiler: SQLCompiler, **kw: Any) -> str:
+    column, key = _one_of_parts(element)
+    return compiler.process(column.in_(bindparam(key, expanding=True)), **kw)
+
+
+@compiles(_OneOf, "postgresql")
+def _one_of_array(element: _OneOf, compiler: SQLCompiler, **kw: Any) -> str:
+    column, key = _one_of_parts(element)
+    return compiler.process(column == any_(bindparam(key, type_=ARRAY(column.type))), **kw)
 
 
 def _sqlite_setup(engine: Engine, *, immediate: bool) -> None:

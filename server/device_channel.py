@@ -37,7 +37,7 @@ from server.commands import services as commands
 from server.commands.services import Outgoing
 from server.config import Settings
 from server.crypto import SecretBox
-from server.db import Database, is_contention, utcnow
+from server.db import Database, is_contention, one_of, utcnow
 from server.enrolment.models import DeviceIdentity
 from server.enrolment.services import (
     SigningKey,
@@ -67,6 +67,16 @@ HEARTBEAT_DEADLINE = 30.0
 PUBLISH_BATCH = 100
 # How long the publishing side rests after a failure (the database or broker being away).
 RETRY_PAUSE = 1.0
+
+
+# A batch's senders: the live identities behind them, with their keys.
+_SENDERS = select(
+    DeviceIdentity.id,
+    DeviceIdentity.mqtt_id,
+    DeviceIdentity.device_id,
+    DeviceIdentity.kid,
+    DeviceIdentity.public_key,
+).where(one_of(DeviceIdentity.mqtt_id, "mqtt_ids"), DeviceIdentity.revoked_at.is_(None))
 
 
 @dataclass(frozen=True)
@@ -485,15 +495,7 @@ class DeviceChannel:
         found: dict[str, Sender] = {}
         if not wanted:
             return found
-        rows = session.execute(
-            select(
-                DeviceIdentity.id,
-                DeviceIdentity.mqtt_id,
-                DeviceIdentity.device_id,
-                DeviceIdentity.kid,
-                DeviceIdentity.public_key,
-            ).where(DeviceIdentity.mqtt_id.in_(wanted), DeviceIdentity.revoked_at.is_(None))
-        )
+        rows = session.execute(_SENDERS, {"mqtt_ids": wanted})
         for row in rows:
             # Decoding a key costs as much as a signature check: each is decoded once, and again
             # only when the identity's key changes.

@@ -16,7 +16,7 @@ from mqtt.messages import Ack, AckState, Report
 from server import events
 from server.commands.models import FINISHED, Command, CommandStatus
 from server.commands.services.catalogue import label
-from server.db import table
+from server.db import one_of, table
 from server.devices.models import Device
 from server.devices.services import EventLine, add_event, add_events, record_protection
 from server.enrolment.models import DeviceIdentity
@@ -70,6 +70,23 @@ class _Answering:
     moved: bool = False
 
 
+_ANSWERED = (
+    select(
+        Command.id,
+        Command.cmd_id,
+        Command.school_id,
+        Command.device_id,
+        Command.type,
+        Command.args,
+        Command.status,
+        Command.received_at,
+    )
+    .where(one_of(Command.cmd_id, "cmd_ids"))
+    .order_by(Command.id)  # one lock order for every worker
+)
+_ANSWERED_LOCKED = _ANSWERED.with_for_update()
+
+
 def record_ack(
     session: Session, identity: DeviceIdentity, ack: Ack, *, now: datetime
 ) -> Command | None:
@@ -91,24 +108,12 @@ def record_acks(
     # flushing each row was most of what recording them cost.
     if not acks:
         return []
-    query = (
-        select(
-            Command.id,
-            Command.cmd_id,
-            Command.school_id,
-            Command.device_id,
-            Command.type,
-            Command.args,
-            Command.status,
-            Command.received_at,
-        )
-        .where(Command.cmd_id.in_(sorted({ack.cmd_id for _sender, ack in acks})))
-        .order_by(Command.id)  # one lock order for every worker
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        # Two workers: a late `received` must not overwrite `done`.
-        query = query.with_for_update()
-    found = {row.cmd_id: _Answering(*row) for row in session.execute(query)}
+    # Two workers on PostgreSQL: a late `received` must not overwrite `done`.
+    query = _ANSWERED_LOCKED if session.get_bind().dialect.name == "postgresql" else _ANSWERED
+    found = {
+        row.cmd_id: _Answering(*row)
+        for row in session.execute(query, {"cmd_ids": sorted({ack.cmd_id for _s, ack in acks})})
+    }
     lines: list[EventLine] = []
     photos: list[dict[str, Any]] = []
     applied: list[int | None] = []

@@ -7,14 +7,14 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mqtt.errors import MessageError
 from mqtt.messages import CommandType, build_command, is_destructive
 from server.auth.models import User
 from server.commands.models import Command, CommandStatus, Disruption
-from server.db import table
+from server.db import insert_rows, table
 from server.devices.models import Device
 from server.errors import ValidationFailed
 
@@ -112,7 +112,7 @@ def new_commands(
     ]
     # One statement, then one query for the rows: the unit of work would build and track each
     # object, and SQLite would insert them one at a time to learn each id.
-    session.execute(insert(table(Command)), rows)
+    insert_rows(session, table(Command), rows)
     query = select(Command).where(
         Command.batch_id == batch_id if batch_id else Command.cmd_id == cmd_ids[0]
     )

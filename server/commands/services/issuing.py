@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import CompoundSelect, bindparam, select, union
+from sqlalchemy import CompoundSelect, select, union
 from sqlalchemy.orm import Session, joinedload
 
 from mqtt.messages import CommandType, is_destructive
@@ -27,7 +27,7 @@ from server.commands.services.budget import (
 from server.commands.services.catalogue import LABELS, check_args, disruption, label, new_commands
 from server.commands.services.freezing import HELD, is_frozen, refuse_if_frozen
 from server.commands.services.waiting import tell_approvers
-from server.db import utcnow
+from server.db import one_of, utcnow
 from server.devices.models import Device, DeviceStatus
 from server.devices.services import EventLine, add_events
 from server.enrolment.models import DeviceIdentity
@@ -39,15 +39,15 @@ from server.ipads.models import IpadEnrolment, Stage
 # an iPad enrolled through Apple's MDM.
 _ENROLLED: CompoundSelect[int] = union(
     select(DeviceIdentity.device_id).where(
-        DeviceIdentity.device_id.in_(bindparam("ids", expanding=True)),
+        one_of(DeviceIdentity.device_id, "ids"),
         DeviceIdentity.revoked_at.is_(None),
     ),
     select(GoogleDevice.device_id).where(
-        GoogleDevice.device_id.in_(bindparam("ids", expanding=True)),
+        one_of(GoogleDevice.device_id, "ids"),
         GoogleDevice.status.in_(GoogleDevice.MANAGED),
     ),
     select(IpadEnrolment.device_id).where(
-        IpadEnrolment.device_id.in_(bindparam("ids", expanding=True)),
+        one_of(IpadEnrolment.device_id, "ids"),
         IpadEnrolment.stage == Stage.ENROLLED,
     ),
 )

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, literal_column, select, update
+from sqlalchemy import Integer, String, bindparam, func, literal_column, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from server.commands.models import Command, CommandStatus
 from server.commands.services.catalogue import label
-from server.db import table
+from server.db import one_of, table
 from server.devices.services import add_event
 from server.enrolment.models import DeviceIdentity
 
@@ -59,6 +60,11 @@ def has_outgoing(session: Session, *, now: datetime) -> bool:
     return session.scalar(waiting.limit(1)) is not None
 
 
+_LIVE_IDENTITIES = select(
+    DeviceIdentity.id, DeviceIdentity.device_id, DeviceIdentity.mqtt_id, DeviceIdentity.last_seq
+).where(one_of(DeviceIdentity.device_id, "ids"), DeviceIdentity.revoked_at.is_(None))
+
+
 def claim_outgoing(session: Session, *, now: datetime, limit: int = 500) -> list[Outgoing]:
     """Queued commands to publish now, each given the device's next sequence number; once the
     broker has them, `mark_published` records them sent.
@@ -99,15 +105,7 @@ def claim_outgoing(session: Session, *, now: datetime, limit: int = 500) -> list
         identities = {
             identity.device_id: identity
             for identity in session.execute(
-                select(
-                    DeviceIdentity.id,
-                    DeviceIdentity.device_id,
-                    DeviceIdentity.mqtt_id,
-                    DeviceIdentity.last_seq,
-                ).where(
-                    DeviceIdentity.device_id.in_(sorted({row.device_id for row in rows})),
-                    DeviceIdentity.revoked_at.is_(None),
-                )
+                _LIVE_IDENTITIES, {"ids": sorted({row.device_id for row in rows})}
             )
         }
         # A command for a device with no live identity waits, unclaimed, until it enrols again.
@@ -160,10 +158,44 @@ _PUBLISHED = (
 )
 
 
+# On PostgreSQL one statement whose parameters are three arrays: a parameter set per command was
+# a statement per command for the server (1,000 of them took 31 ms of its time).
+_SENT = (
+    func.unnest(
+        bindparam("command_ids", type_=ARRAY(Integer)),
+        bindparam("seqs", type_=ARRAY(Integer)),
+        bindparam("mqtt_ids", type_=ARRAY(String)),
+    )
+    .table_valued("command_id", "seq", "mqtt_id")
+    .render_derived(name="sent")
+)
+_PUBLISHED_AS_ONE = (
+    update(table(Command))
+    .where(_COMMANDS.id == _SENT.c.command_id, _COMMANDS.status == CommandStatus.QUEUED)
+    .values(
+        status=CommandStatus.SENT,
+        sent_at=bindparam("sent_at"),
+        attempts=_COMMANDS.attempts + 1,
+        seq=_SENT.c.seq,
+        mqtt_id=_SENT.c.mqtt_id,
+    )
+)
+
+
 def mark_published(session: Session, outgoing: Sequence[Outgoing], *, now: datetime) -> None:
     """Claimed commands the broker has taken become sent, under the sequence number and device
     id they went out with: one statement for the batch."""
-    if outgoing:
+    if outgoing and session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            _PUBLISHED_AS_ONE,
+            {
+                "command_ids": [o.command_id for o in outgoing],
+                "seqs": [o.seq for o in outgoing],
+                "mqtt_ids": [o.mqtt_id for o in outgoing],
+                "sent_at": now,
+            },
+        )
+    elif outgoing:
         session.execute(
             _PUBLISHED,
             [

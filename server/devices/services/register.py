@@ -8,13 +8,13 @@ from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, func, insert, select
+from sqlalchemy import ColumnElement, bindparam, func, select
 from sqlalchemy.orm import Session, joinedload
 
 from provisioning.payload import is_valid_asset_tag
 from server.activity.services import record
 from server.auth.models import User
-from server.db import table
+from server.db import insert_rows, table
 from server.devices.models import (
     Device,
     DeviceEvent,
@@ -248,12 +248,14 @@ class EventLine:
 def add_events(
     session: Session, lines: Sequence[EventLine], *, kind: str, actor: User | None
 ) -> None:
-    """Many timeline lines in one statement: a command to the whole fleet writes one per device."""
+    """Many timeline lines at once (a `COPY` on PostgreSQL): a fleet-wide command writes one per
+    device."""
     # Core, not the unit of work nor the ORM's bulk insert: nobody needs the rows back, SQLite
     # would otherwise insert them one by one to learn each id, and the ORM keeps state per row.
     if lines:
-        session.execute(
-            insert(table(DeviceEvent)),
+        insert_rows(
+            session,
+            table(DeviceEvent),
             [
                 {
                     "school_id": line.school_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -10,6 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, Engine, event, select
@@ -133,13 +135,23 @@ def _events(session: Session, device_id: int) -> list[str]:
 
 
 @pytest.fixture
-def statements(database: tuple[str, Engine]) -> Iterator[list[str]]:
-    """Every SQL statement the engine runs while the test does."""
+def statements(
+    database: tuple[str, Engine], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[list[str]]:
+    """Every SQL statement the engine runs while the test does, the `COPY`s that bulk inserts
+    send the driver directly on PostgreSQL included (as `INSERT INTO <table> `)."""
     seen: list[str] = []
 
     def listen(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
         seen.append(statement)
 
+    copy = psycopg.Cursor.copy
+
+    def copying(cursor: psycopg.Cursor[Any], statement: str, *args: Any, **kwargs: Any) -> Any:
+        seen.append(re.sub(r"^COPY (\S+) .*", r"INSERT INTO \1 ", statement))
+        return copy(cursor, statement, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "copy", copying)
     engine = database[1]
     event.listen(engine, "before_cursor_execute", listen)
     yield seen
