@@ -265,6 +265,10 @@ def _parse(raw: bytes, max_bytes: int) -> tuple[dict[str, Any], bytes, bytes]:
     return body, signature, canonical_json(body) if canonical is None else canonical
 
 
+# Built once: `json.loads` with options builds a decoder every call.
+_DECODER = json.JSONDecoder(parse_float=_refuse_float, parse_constant=_refuse_constant)
+
+
 def _canonical_envelope(raw: bytes, text: str) -> tuple[dict[str, Any], str, bytes] | None:
     """Body, signature text and canonical body of an envelope that is canonical JSON within
     `_plain`'s limits, as every sender here writes it; None for anything else.
@@ -274,7 +278,7 @@ def _canonical_envelope(raw: bytes, text: str) -> tuple[dict[str, Any], str, byt
     which also rules out duplicate keys and whitespace.
     """
     try:
-        envelope = json.loads(text, parse_float=_refuse_float, parse_constant=_refuse_constant)
+        envelope = _DECODER.decode(text)
         body, sig = _shape(envelope)
         canonical = _encode(body)
     except (ValueError, RecursionError, MalformedError):
@@ -301,8 +305,10 @@ def _wire(canonical: bytes, signature: bytes) -> bytes:
     return b'{"body":' + canonical + b',"sig":"' + signature + b'"}'
 
 
-# Sixteen digits in a row may be an integer past ±(2**53 - 1).
-_LONG_DIGITS = re.compile(rb"[0-9]{16}")
+# Sixteen digits in a row may be an integer past ±(2**53 - 1): found as sixteen zeros once every
+# digit reads as one (a sixth of a regular expression's time).
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGITS = b"0" * 16
 
 
 def _plainly_within_limits(canonical: bytes) -> bool:
@@ -313,7 +319,7 @@ def _plainly_within_limits(canonical: bytes) -> bool:
     """
     if canonical.count(b"{") + canonical.count(b"[") > _MAX_DEPTH:
         return False
-    return _LONG_DIGITS.search(canonical) is None
+    return _LONG_DIGITS not in canonical.translate(_DIGITS_AS_ZERO)
 
 
 def _is_int(value: object) -> bool:
