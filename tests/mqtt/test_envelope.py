@@ -168,6 +168,24 @@ def test_a_signature_under_a_key_of_small_order_verifies_nothing() -> None:
 # --- opening ------------------------------------------------------------------------------------
 
 
+def test_every_key_signs_as_itself_however_many_are_met() -> None:
+    """The signing side remembers the keys it meets: each signature is still the one OpenSSL
+    makes with that very key (Ed25519 is deterministic), and a body naming another key's id is
+    still refused, past the number of keys remembered."""
+    keys = [Ed25519PrivateKey.generate() for _ in range(40)]
+    for round_ in range(2):
+        for key in keys:
+            kid = key_id(key.public_key())
+            raw = sign(body(kid=kid, seq=round_), key)
+            envelope = json.loads(raw)
+            canonical = canonical_json(envelope["body"])
+            signature = base64.urlsafe_b64decode(envelope["sig"] + "==")
+            assert signature == key.sign(canonical)
+            key.public_key().verify(signature, canonical)
+            with pytest.raises(MalformedError, match="kid"):
+                sign(body(kid=SERVER_KID), key)
+
+
 def test_round_trip_returns_the_body() -> None:
     assert open_for_a(sign(body(), SERVER_KEY)) == body()
 
