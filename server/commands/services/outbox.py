@@ -54,15 +54,38 @@ def _outgoing(command: Command) -> Outgoing:
 _QUEUED = Command.status == literal_column(f"'{CommandStatus.QUEUED.value}'")
 
 
+_WAITING = select(Command.id).where(_QUEUED, Command.expires_at > bindparam("now")).limit(1)
+
+
 def has_outgoing(session: Session, *, now: datetime) -> bool:
     """Whether any command waits to be published: the worker asks often, so it only reads."""
-    waiting = select(Command.id).where(_QUEUED, Command.expires_at > now)
-    return session.scalar(waiting.limit(1)) is not None
+    return session.scalar(_WAITING, {"now": now}) is not None
 
 
+# The live identities of the devices a claim's commands are for.
 _LIVE_IDENTITIES = select(
     DeviceIdentity.id, DeviceIdentity.device_id, DeviceIdentity.mqtt_id, DeviceIdentity.last_seq
 ).where(one_of(DeviceIdentity.device_id, "ids"), DeviceIdentity.revoked_at.is_(None))
+
+
+# Built once (a claim runs many times a second): the oldest waiting commands after `after`.
+_CLAIM = (
+    select(
+        Command.id,
+        Command.cmd_id,
+        Command.type,
+        Command.args,
+        Command.approved_at,
+        Command.created_at,
+        Command.expires_at,
+        Command.device_id,
+    )
+    .where(_QUEUED, Command.expires_at > bindparam("now"), Command.id > bindparam("after"))
+    .order_by(Command.id)
+    .limit(bindparam("wanted"))
+    .with_hint(Command, "INDEXED BY ix_commands_queued", "sqlite")
+)
+_CLAIM_LOCKED = _CLAIM.with_for_update(skip_locked=True)
 
 
 def claim_outgoing(session: Session, *, now: datetime, limit: int = 500) -> list[Outgoing]:
@@ -78,27 +101,10 @@ def claim_outgoing(session: Session, *, now: datetime, limit: int = 500) -> list
     # command (0.75 s a claim at 3,000 devices, growing with the square of the fleet).
     claimed: list[tuple[Any, Any]] = []
     after = 0
+    query = _CLAIM_LOCKED if session.get_bind().dialect.name == "postgresql" else _CLAIM
     while len(claimed) < limit:
         wanted = limit - len(claimed)
-        query = (
-            select(
-                Command.id,
-                Command.cmd_id,
-                Command.type,
-                Command.args,
-                Command.approved_at,
-                Command.created_at,
-                Command.expires_at,
-                Command.device_id,
-            )
-            .where(_QUEUED, Command.expires_at > now, Command.id > after)
-            .order_by(Command.id)
-            .limit(wanted)
-            .with_hint(Command, "INDEXED BY ix_commands_queued", "sqlite")
-        )
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        rows = session.execute(query).all()
+        rows = session.execute(query, {"now": now, "after": after, "wanted": wanted}).all()
         if not rows:
             break
         after = rows[-1].id
