@@ -14,7 +14,8 @@ The devices do the same in both rounds (read the `cmd_id`, sign two acks), so th
 server pipeline against the broker alone; `bench_fanout.py` is the end-to-end measure with full
 simulated kiosks. Mosquitto from `trolley mqtt-config`; SQLite with one worker, or PostgreSQL
 with two (`--postgres`, `--shared`); each worker is two processes, one publishing and one
-recording (`server/worker.py`). Rounds alternate; medians are compared.
+recording (`server/worker.py`). Five rounds of each alternate and their medians are compared:
+on a shared 2-core machine one round of either swings by a fifth.
 
     .venv/bin/python bench/bench_server_cost.py [--postgres] [--count N] [--big] [--workers N]
 """
@@ -53,7 +54,7 @@ from bench.common import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-ROUNDS = 3
+ROUNDS = 5
 POSTGRES = "postgresql+psycopg://127.0.0.1:5432/test"
 # The raw round's topics: the responders answer on them, the workers never subscribe to them.
 BENCH_TOPICS = ("pattern read trolley/v1/bench/%u/cmd", "pattern write trolley/v1/bench/%u/ack")
