@@ -132,7 +132,8 @@ def insert_rows(session: Session, target: Table, rows: Sequence[dict[str, Any]])
         return
     dialect = connection.dialect
     given = [target.c[name] for name in rows[0]]
-    # What `insert()` would fill in for a column left out: its Python-side default, each row.
+    # What `insert()` would fill in for a column left out: its Python-side default, each row
+    # (none of the models' defaults reads the statement, which a `COPY` does not have).
     defaults = [
         (column, column.default)
         for column in target.c

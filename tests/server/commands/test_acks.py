@@ -546,3 +546,29 @@ def test_a_published_claim_records_each_command_under_its_own_sequence_number(
         3,
         8,
     ]
+
+
+def test_a_claimed_command_cancelled_before_it_is_marked_sent_stays_cancelled(
+    session: Session, sender: Callable[[], Sender], now: datetime
+) -> None:
+    """Marking a batch sent moves only the commands still queued: one cancelled meanwhile keeps
+    its cancellation and is not given a sequence number it never went out with."""
+    device = sender()
+    commands = [_sent(session, device) for _ in range(2)]
+    for command in commands:
+        command.status, command.seq, command.mqtt_id = CommandStatus.QUEUED, None, None
+    session.commit()
+    claimed = services.claim_outgoing(session, now=now, limit=10)
+    assert [o.command_id for o in claimed] == [c.id for c in commands]
+    commands[1].status = CommandStatus.CANCELLED
+    session.flush()
+    services.mark_published(session, claimed, now=now)
+    session.commit()
+    session.expire_all()
+    kept, cancelled = (session.get_one(Command, c.id) for c in commands)
+    assert (kept.status, kept.seq) == (CommandStatus.SENT, claimed[0].seq)
+    assert (cancelled.status, cancelled.seq, cancelled.attempts) == (
+        CommandStatus.CANCELLED,
+        None,
+        1,
+    )
