@@ -184,7 +184,8 @@ def _write(
             continue
         values = {name: value for name, value in group[0].items() if name != "id"}
         session.execute(
-            update(table(model)).where(columns.id.in_([row["id"] for row in group])).values(values)
+            update(table(model)).where(one_of(columns.id, "ids")).values(values),
+            {"ids": [row["id"] for row in group]},
         )
     if each:
         # Rows writing the same columns side by side: the ORM makes a statement of each run.
