@@ -33,17 +33,16 @@ class Outgoing:
     exp: int
 
 
-def _outgoing(command: Command) -> Outgoing:
-    assert command.mqtt_id is not None and command.seq is not None
-    iat = int((command.approved_at or command.created_at).timestamp())
+def _outgoing(command: Any, mqtt_id: str, seq: int) -> Outgoing:
+    """A command (a mapped row, or a claim's columns) as it goes out to `mqtt_id` as `seq`."""
     return Outgoing(
         command.id,
         command.cmd_id,
-        command.mqtt_id,
-        command.seq,
+        mqtt_id,
+        seq,
         command.type,
         dict(command.args),
-        iat,
+        int((command.approved_at or command.created_at).timestamp()),
         int(command.expires_at.timestamp()),
     )
 
@@ -122,19 +121,7 @@ def claim_outgoing(session: Session, *, now: datetime, limit: int = 500) -> list
     out = []
     for row, identity in sorted(claimed, key=lambda pair: (pair[1].id, pair[0].id)):
         got[identity.id] += 1
-        seq = identity.last_seq + got[identity.id]
-        out.append(
-            Outgoing(
-                row.id,
-                row.cmd_id,
-                identity.mqtt_id,
-                seq,
-                row.type,
-                dict(row.args),
-                int((row.approved_at or row.created_at).timestamp()),
-                int(row.expires_at.timestamp()),
-            )
-        )
+        out.append(_outgoing(row, identity.mqtt_id, identity.last_seq + got[identity.id]))
     # One statement for each number of commands an identity got (nearly always just one).
     taken: dict[int, list[int]] = {}
     for identity_id, count in got.items():
@@ -191,7 +178,9 @@ _PUBLISHED_AS_ONE = (
 def mark_published(session: Session, outgoing: Sequence[Outgoing], *, now: datetime) -> None:
     """Claimed commands the broker has taken become sent, under the sequence number and device
     id they went out with: one statement for the batch."""
-    if outgoing and session.get_bind().dialect.name == "postgresql":
+    if not outgoing:
+        return
+    if session.get_bind().dialect.name == "postgresql":
         session.execute(
             _PUBLISHED_AS_ONE,
             {
@@ -201,7 +190,7 @@ def mark_published(session: Session, outgoing: Sequence[Outgoing], *, now: datet
                 "sent_at": now,
             },
         )
-    elif outgoing:
+    else:
         session.execute(
             _PUBLISHED,
             [
@@ -240,9 +229,13 @@ def unacknowledged(session: Session, mqtt_ids: Sequence[str], *, now: datetime) 
         )
         .order_by(Command.id)
     ).all()
+    again = []
     for command in commands:
         command.attempts += 1
-    return [_outgoing(c) for c in commands]
+        # Sent before, so published under a device id and number, which it goes out with again.
+        assert command.mqtt_id is not None and command.seq is not None
+        again.append(_outgoing(command, command.mqtt_id, command.seq))
+    return again
 
 
 RESEND_AFTER = timedelta(minutes=3)
