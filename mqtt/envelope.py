@@ -27,6 +27,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
 from typing import Any
 
 import nacl.bindings
@@ -51,6 +52,7 @@ __all__ = [
     "MAX_SAFE_INTEGER",
     "PROTOCOL_VERSION",
     "ReplayGuard",
+    "Sealed",
     "canonical_json",
     "check_fresh",
     "decode_public_key",
@@ -59,6 +61,7 @@ __all__ = [
     "open_envelope",
     "plain_copy",
     "raw_public_key",
+    "read_envelope",
     "sign",
     "unverified_body",
 ]
@@ -369,8 +372,52 @@ def _check_header(body: Mapping[str, Any]) -> None:
 
 def unverified_body(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Any]:
     """The body of a well-shaped envelope, signature NOT checked: for logs and rejections only."""
-    body, _signature, _canonical = _parse(raw, max_bytes)
-    return body
+    return read_envelope(raw, max_bytes=max_bytes).body
+
+
+@dataclass(frozen=True, slots=True)
+class Sealed:
+    """An envelope read and shaped but not opened: until `open` says so, its body is a claim."""
+
+    body: dict[str, Any]
+    signature: bytes
+    canonical: bytes
+
+    def open(
+        self,
+        keys: Mapping[str, Ed25519PublicKey | bytes],
+        *,
+        device_id: str,
+        now: int,
+        skew: int = DEFAULT_SKEW,
+    ) -> dict[str, Any]:
+        """The verified body, or the `EnvelopeError` of the first failed check after shape."""
+        body = self.body
+        kid = body["kid"]
+        public_key = keys.get(kid)
+        if public_key is None:
+            raise UnknownKidError(f"key {kid!r} is not trusted here")
+        try:
+            # libsodium, not OpenSSL: a third of the time (the worker checks two acks per
+            # command) and it lets other threads run meanwhile; it is also the stricter of the two.
+            nacl.bindings.crypto_sign_open(
+                self.signature + self.canonical,
+                public_key if isinstance(public_key, bytes) else raw_public_key(public_key),
+            )
+        except nacl.exceptions.BadSignatureError:
+            raise BadSignatureError(f"signature does not verify with key {kid!r}") from None
+        if body["device_id"] != device_id:
+            raise WrongDeviceError(f"body is for {body['device_id']!r}, expected {device_id!r}")
+        if now >= body["exp"]:
+            raise ExpiredError(f"expired at {body['exp']}, now {now}")
+        if now < body["iat"] - skew:
+            raise NotYetValidError(f"issued at {body['iat']}, now {now}, allowed skew {skew}s")
+        return body
+
+
+def read_envelope(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Sealed:
+    """Size and shape checks only (`MalformedError`, `OversizedError`): what `open` then checks."""
+    return Sealed(*_parse(raw, max_bytes))
 
 
 def open_envelope(
@@ -387,27 +434,9 @@ def open_envelope(
     `keys` maps key ids to public keys, or to their 32 raw bytes (`raw_public_key`), which a
     receiver opening many messages keeps rather than asking the key object each time.
     """
-    body, signature, canonical = _parse(raw, max_bytes)
-    kid = body["kid"]
-    public_key = keys.get(kid)
-    if public_key is None:
-        raise UnknownKidError(f"key {kid!r} is not trusted here")
-    try:
-        # libsodium, not OpenSSL: a third of the time (the worker checks two acks per command)
-        # and it lets other threads run meanwhile; it is also the stricter of the two.
-        nacl.bindings.crypto_sign_open(
-            signature + canonical,
-            public_key if isinstance(public_key, bytes) else raw_public_key(public_key),
-        )
-    except nacl.exceptions.BadSignatureError:
-        raise BadSignatureError(f"signature does not verify with key {kid!r}") from None
-    if body["device_id"] != device_id:
-        raise WrongDeviceError(f"body is for {body['device_id']!r}, expected {device_id!r}")
-    if now >= body["exp"]:
-        raise ExpiredError(f"expired at {body['exp']}, now {now}")
-    if now < body["iat"] - skew:
-        raise NotYetValidError(f"issued at {body['iat']}, now {now}, allowed skew {skew}s")
-    return body
+    return read_envelope(raw, max_bytes=max_bytes).open(
+        keys, device_id=device_id, now=now, skew=skew
+    )
 
 
 # --- replay -------------------------------------------------------------------------------------

@@ -17,11 +17,11 @@ from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session, selectinload
 
 from mqtt.client import BrokerURL, make_client_for_url
-from mqtt.envelope import decode_public_key, open_envelope, raw_public_key
+from mqtt.envelope import Sealed, decode_public_key, open_envelope, raw_public_key, read_envelope
 from mqtt.envelope import sign as sign_envelope
 from mqtt.errors import MqttError
 from mqtt.limits import max_payload_bytes
-from mqtt.messages import Ack, Report, build_command, build_desired
+from mqtt.messages import Ack, AckState, Report, build_command, build_desired
 from mqtt.topics import (
     QOS,
     STATUS_ONLINE,
@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 
 # How long a sender found unknown or revoked is not looked up again.
 UNKNOWN_FOR = timedelta(seconds=30)
+# The largest ack anyone may send, checked before an ack is parsed.
+ACK_BYTES = max_payload_bytes(TopicKind.ACK)
 # FD_SETSIZE on Linux: select() cannot watch a descriptor at or above it.
 SELECT_LIMIT = 1024
 # A worker sends itself a heartbeat through the broker this often, and reconnects when one has
@@ -114,6 +116,7 @@ class ChannelStats:
     reports: int = 0
     presence: int = 0
     rejected: int = 0
+    superseded: int = 0  # `received` acks a later answer in the same batch made moot
     dropped: int = 0
     restarts: int = 0
 
@@ -537,7 +540,7 @@ class DeviceChannel:
         now = self.clock()
         with self.database.session(write=False) as session:
             known = self._senders(session, {item[1] for item in messages}, now)
-        acks: list[tuple[Sender, Ack]] = []
+        sealed: list[tuple[str, Sender, Sealed]] = []  # acks, read but not yet opened
         later: list[tuple[Sender, Report | bool]] = []  # a verified report, or online or not
         for topic, mqtt_id, kind, payload in messages:
             sender = known.get(mqtt_id)
@@ -550,14 +553,13 @@ class DeviceChannel:
                 later.append((sender, payload == STATUS_ONLINE))
                 continue
             try:
-                body = self._open(payload, sender, now, kind)
                 if kind is TopicKind.ACK:
-                    acks.append((sender, Ack.from_body(body)))
+                    sealed.append((topic, sender, read_envelope(payload, max_bytes=ACK_BYTES)))
                 else:
-                    later.append((sender, Report.from_body(body)))
+                    later.append((sender, Report.from_body(self._open(payload, sender, now, kind))))
             except MqttError as exc:
-                self.stats.rejected += 1
-                log.warning("rejected a message on %s: %s", topic, exc)
+                self._reject(topic, exc)
+        acks = self._open_acks(sealed, now)
         with self._transaction() as session:
             now = self.clock()
             commands.record_acks(session, acks, now=now)
@@ -582,6 +584,46 @@ class DeviceChannel:
         if came_online:
             self._ask_again(came_online)
             self.wake()
+
+    def _reject(self, topic: str, problem: MqttError) -> None:
+        self.stats.rejected += 1
+        log.warning("rejected a message on %s: %s", topic, problem)
+
+    def _open_acks(
+        self, sealed: list[tuple[str, Sender, Sealed]], now: datetime
+    ) -> list[tuple[Sender, Ack]]:
+        """The batch's acks verified, in arrival order.
+
+        A `received` followed in the batch by its command's verified answer from the same device
+        is left unopened: recording both writes just what the answer alone does (the received
+        time is the answer's), and a fleet-wide command's devices send the two together.
+        """
+        finished: set[tuple[int, object]] = set()  # (sender, cmd_id) answered later in the batch
+        opened: list[tuple[Sender, Ack]] = []
+        at = int(now.timestamp())
+        for topic, sender, envelope in reversed(sealed):
+            claim = envelope.body
+            if (
+                claim.get("state") == AckState.RECEIVED
+                and (sender.id, claim.get("cmd_id")) in finished
+            ):
+                self.stats.superseded += 1
+                self.stats.acks += 1  # taken: its command's answer records all it would
+                continue
+            try:
+                body = envelope.open(
+                    {sender.kid: sender.public_key}, device_id=sender.mqtt_id, now=at
+                )
+                ack = Ack.from_body(body)
+            except MqttError as exc:
+                self._reject(topic, exc)
+                continue
+            # A refusal of a message the device could not verify answers nothing of ours.
+            if ack.state is not AckState.RECEIVED and ack.result.get("verified") is not False:
+                finished.add((sender.id, ack.cmd_id))
+            opened.append((sender, ack))
+        opened.reverse()
+        return opened
 
     @staticmethod
     def _identities(session: Session, ids: list[int]) -> dict[int, DeviceIdentity]:

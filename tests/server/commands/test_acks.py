@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -11,16 +12,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import nacl.bindings
 import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, Engine, event, select
 from sqlalchemy.orm import Session
 
-from mqtt.envelope import encode_public_key, key_id, sign
+from mqtt.envelope import canonical_json, encode_public_key, key_id, sign
 from mqtt.messages import AckState, Report, build_ack
 from mqtt.topics import ack_topic, reported_topic, status_topic
-from server import device_channel
 from server.auth.models import Role, User
 from server.commands import services
 from server.commands.models import Command, CommandStatus
@@ -182,6 +183,96 @@ def test_a_batch_of_acks_costs_one_query_for_its_commands(
         assert done.result == {"deleted": 4, "remaining": 0}
         assert _events(session, s.identity.device_id) == ["Photos wiped (4 deleted, 0 left)"]
     assert channel.stats.acks == 6 and channel.stats.rejected == 0
+
+
+@pytest.fixture
+def verified(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The signed bytes of every signature check made while the test runs."""
+    seen: list[bytes] = []
+    real = nacl.bindings.crypto_sign_open
+
+    def counting(signed: bytes, public_key: bytes) -> bytes:
+        seen.append(signed)
+        return real(signed, public_key)
+
+    monkeypatch.setattr(nacl.bindings, "crypto_sign_open", counting)
+    return seen
+
+
+def _forged(answer: tuple[str, bytes], other: tuple[str, bytes]) -> tuple[str, bytes]:
+    """`answer` carrying `other`'s signature: made by the device's key, but not over this body."""
+    topic, payload = answer
+    envelope = json.loads(payload) | {"sig": json.loads(other[1])["sig"]}
+    return topic, canonical_json(envelope)
+
+
+def test_a_received_answered_in_the_same_batch_is_not_checked_again(
+    session: Session,
+    channel: DeviceChannel,
+    sender: Callable[[], Sender],
+    verified: list[bytes],
+    now: datetime,
+) -> None:
+    """P-PHOTO-1: a device's `received` then `done` in one batch: the `done` is verified and
+    records the wipe with both times, and the `received` it makes moot is not verified too."""
+    senders = [sender() for _ in range(3)]
+    sent = [_sent(session, s) for s in senders]
+    batch = [s.ack(c, AckState.RECEIVED) for s, c in zip(senders, sent, strict=True)]
+    batch += [s.ack(c, AckState.DONE, deleted=1) for s, c in zip(senders, sent, strict=True)]
+    channel.process(batch)
+    assert len(verified) == 3
+    for command in sent:
+        done = _fresh(session, command)
+        assert done.status is CommandStatus.DONE
+        assert done.received_at == done.finished_at == now
+    assert channel.stats.superseded == 3 and channel.stats.acks == 6
+    assert channel.stats.rejected == 0
+
+
+def test_a_received_is_checked_when_what_follows_it_is_not_a_verified_answer(
+    session: Session, channel: DeviceChannel, sender: Callable[[], Sender], now: datetime
+) -> None:
+    """P-PHOTO-1: a `done` that fails its signature check, a device refusing a message it could
+    not verify, another device's answer, or an answer that came first never stand in for a
+    `received`: each such `received` is verified and recorded, and nothing more."""
+    forged_after, refused_after, answered_first = (sender() for _ in range(3))
+    # A batch is taken in topic order: the stranger's answer comes after the `received`.
+    other_answered, stranger = sorted((sender(), sender()), key=lambda d: d.identity.mqtt_id)
+    commands = {
+        name: _sent(session, device)
+        for name, device in (
+            ("forged", forged_after),
+            ("refused", refused_after),
+            ("other", other_answered),
+            ("first", answered_first),
+        )
+    }
+    channel.process(
+        [
+            received := forged_after.ack(commands["forged"], AckState.RECEIVED),
+            _forged(forged_after.ack(commands["forged"], AckState.DONE), received),
+            refused_after.ack(commands["refused"], AckState.RECEIVED),
+            refused_after.ack(commands["refused"], AckState.REJECTED, verified=False),
+            other_answered.ack(commands["other"], AckState.RECEIVED),
+            stranger.ack(commands["other"], AckState.DONE),
+        ]
+    )
+    for name in ("forged", "refused", "other"):
+        recorded = _fresh(session, commands[name])
+        assert (recorded.status, recorded.received_at, recorded.finished_at) == (
+            CommandStatus.RECEIVED,
+            now,
+            None,
+        ), name
+    assert channel.stats.superseded == 0 and channel.stats.rejected == 1
+    channel.process(
+        [
+            answered_first.ack(commands["first"], AckState.DONE, deleted=1),
+            answered_first.ack(commands["first"], AckState.RECEIVED),
+        ]
+    )
+    assert _fresh(session, commands["first"]).status is CommandStatus.DONE
+    assert channel.stats.superseded == 0
 
 
 def test_duplicate_and_late_acks_change_nothing(
@@ -450,7 +541,7 @@ def test_signatures_are_checked_outside_the_write_transaction(
     command = _sent(session, device)
     writing = False
     checked: list[bool] = []
-    real_transaction, real_open = channel._transaction, device_channel.open_envelope
+    real_transaction, real_verify = channel._transaction, nacl.bindings.crypto_sign_open
 
     @contextmanager
     def watched() -> Iterator[Session]:
@@ -464,10 +555,10 @@ def test_signatures_are_checked_outside_the_write_transaction(
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         checked.append(writing)
-        return real_open(*args, **kwargs)
+        return real_verify(*args, **kwargs)
 
     monkeypatch.setattr(channel, "_transaction", watched)
-    monkeypatch.setattr(device_channel, "open_envelope", spy)
+    monkeypatch.setattr(nacl.bindings, "crypto_sign_open", spy)
     report = Report(
         kid=device.identity.kid,
         device_id=device.identity.mqtt_id,
