@@ -86,6 +86,8 @@ _UNPUBLISHED_STATES = (
     .limit(bindparam("limit"))
     .with_hint(DeviceDesiredState, "INDEXED BY ix_device_desired_states_unpublished", "sqlite")
 )
+# Whether there is any: the id alone, not the rows' objects (half the cost of an idle poll).
+_ANY_UNPUBLISHED = _UNPUBLISHED_STATES.with_only_columns(DeviceDesiredState.id).limit(1)
 
 # A batch's senders: the live identities behind them, with their keys.
 _SENDERS = select(
@@ -310,9 +312,16 @@ class DeviceChannel:
         """One round of the publishing side; False (logged, never raised) if it failed."""
         try:
             self.check_health()
-            if self.role.publishes:
-                self.publish_pending()
-                self.publish_desired()
+            if self.role.publishes and self.connected.is_set():
+                # Asked many times a second: both outboxes in one reading session (on SQLite an
+                # empty outbox never takes the write lock from the web).
+                with self.database.session(write=False) as session:
+                    commands_waiting = commands.has_outgoing(session, now=self.clock())
+                    states_waiting = session.scalar(_ANY_UNPUBLISHED) is not None
+                if commands_waiting:
+                    self._publish_pending()
+                if states_waiting:
+                    self._publish_desired()
         except Exception:
             log.exception("could not publish to devices; trying again shortly")
             return False
@@ -384,11 +393,12 @@ class DeviceChannel:
         """Publish queued commands in batches; what the broker does not acknowledge stays queued."""
         if not self.connected.is_set():
             return 0
-        # Asked several times a second: a reading session first, so that on SQLite an empty
-        # outbox never takes the write lock from the web.
-        with self.database.session(write=False) as session:
+        with self.database.session(write=False) as session:  # read first, as `pump` does
             if not commands.has_outgoing(session, now=self.clock()):
                 return 0
+        return self._publish_pending()
+
+    def _publish_pending(self) -> int:
         total = 0
         while True:
             with self._transaction() as session:
@@ -413,9 +423,12 @@ class DeviceChannel:
         """Publish changed desired states (retained); the profiles domain owns the outbox."""
         if not self.connected.is_set():
             return 0
-        with self.database.session(write=False) as session:  # as for commands: read first
-            if session.execute(_UNPUBLISHED_STATES, {"limit": 1}).first() is None:
+        with self.database.session(write=False) as session:  # read first, as `pump` does
+            if session.scalar(_ANY_UNPUBLISHED) is None:
                 return 0
+        return self._publish_desired()
+
+    def _publish_desired(self) -> int:
         with self._transaction() as session:
             now = self.clock()
             rows = session.execute(_UNPUBLISHED_STATES, {"limit": self.batch}).all()

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
-from server.device_channel import _UNPUBLISHED_STATES
+from server.device_channel import _ANY_UNPUBLISHED, _UNPUBLISHED_STATES
 from server.devices.models import Device
 from server.enrolment.models import DeviceIdentity
 from server.profiles.models import UNPUBLISHED, DeviceDesiredState
@@ -50,6 +50,12 @@ def test_only_states_never_published_or_changed_since_are_found(
     assert [state.device_id for state, _identity in found] == [devices[0].id, devices[2].id]
     assert [identity.device_id for _state, identity in found] == [devices[0].id, devices[2].id]
     assert len(session.execute(_UNPUBLISHED_STATES, {"limit": 1}).all()) == 1
+    # The idle poll's look, which asks only whether there is any.
+    assert session.scalar(_ANY_UNPUBLISHED) == found[0][0].id
+    session.execute(
+        DeviceDesiredState.__table__.update().values(published_sha256=DeviceDesiredState.sha256)
+    )
+    assert session.scalar(_ANY_UNPUBLISHED) is None
 
 
 def test_the_look_can_go_through_the_small_index(session: Session) -> None:
@@ -71,10 +77,11 @@ def test_the_look_can_go_through_the_small_index(session: Session) -> None:
     else:
         # The worker's own statement names the index for SQLite, which refuses the statement
         # outright ("no query solution") if the index cannot serve it.
-        compiled = _UNPUBLISHED_STATES.compile(connection)
-        params = {**compiled.params, "limit": 10}
-        ordered = tuple(params[name] for name in compiled.positiontup or ())
-        plan = [
-            row[-1] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", ordered)
-        ]
+        plan = []
+        for statement in (_UNPUBLISHED_STATES, _ANY_UNPUBLISHED):
+            compiled = statement.compile(connection)
+            params = {**compiled.params, "limit": 10}
+            ordered = tuple(params[name] for name in compiled.positiontup or ())
+            explained = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", ordered)
+            plan += [row[-1] for row in explained]
     assert any("ix_device_desired_states_unpublished" in line for line in plan), "\n".join(plan)
