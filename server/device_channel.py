@@ -67,6 +67,11 @@ HEARTBEAT_DEADLINE = 30.0
 # their acks wait for that commit. 100 lets recording start while the rest is still being
 # published; 500 held a fleet-wide command's first acks back by most of a second.
 PUBLISH_BATCH = 100
+# A batch of device messages waits up to BATCH_LINGER for more while they keep coming (each
+# within BATCH_GAP): a fleet-wide command's acks go in fewer, larger transactions, and more of
+# its devices' `received` acks share a batch with the answer that makes them moot (`_open_acks`).
+BATCH_LINGER = 0.01
+BATCH_GAP = 0.002
 # How long the publishing side rests after a failure (the database or broker being away).
 RETRY_PAUSE = 1.0
 
@@ -466,14 +471,27 @@ class DeviceChannel:
                 first = self.inbox.get(timeout=0.5)
             except queue.Empty:
                 continue
-            batch = [first]
-            while len(batch) < self.batch:
-                try:
-                    batch.append(self.inbox.get_nowait())
-                except queue.Empty:
-                    break
-            self._record(batch)
+            self._record(self._take_batch(first))
             self._last_batch = time.monotonic()
+
+    def _take_batch(self, first: tuple[str, bytes]) -> list[tuple[str, bytes]]:
+        """`first` and what follows it closely, up to `batch` messages."""
+        batch = [first]
+        until = time.monotonic() + BATCH_LINGER
+        while len(batch) < self.batch:
+            try:
+                batch.append(self.inbox.get_nowait())
+                continue
+            except queue.Empty:
+                pass
+            left = until - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                batch.append(self.inbox.get(timeout=min(left, BATCH_GAP)))
+            except queue.Empty:
+                break
+        return batch
 
     def _record(self, batch: list[tuple[str, bytes]]) -> None:
         """Process a batch; one bad message must not hold up the rest, and an outage loses none."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,6 +24,7 @@ from sqlalchemy.orm import Session
 from mqtt.envelope import canonical_json, encode_public_key, key_id, sign
 from mqtt.messages import AckState, Report, build_ack
 from mqtt.topics import ack_topic, reported_topic, status_topic
+from server import device_channel
 from server.auth.models import Role, User
 from server.commands import services
 from server.commands.models import Command, CommandStatus
@@ -663,3 +666,42 @@ def test_a_claimed_command_cancelled_before_it_is_marked_sent_stays_cancelled(
         None,
         1,
     )
+
+
+def test_a_batch_takes_what_follows_closely_and_no_more(
+    channel: DeviceChannel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Messages a moment apart are recorded together; a pause, the batch's size or its time
+    limit ends the batch, and what is left waits for the next."""
+    monkeypatch.setattr(device_channel, "BATCH_GAP", 0.3)
+    monkeypatch.setattr(device_channel, "BATCH_LINGER", 2.0)
+
+    def feed(pauses: list[float]) -> threading.Thread:
+        def run() -> None:
+            for n, pause in enumerate(pauses):
+                time.sleep(pause)
+                channel.inbox.put(("t", str(n).encode()))
+
+        feeder = threading.Thread(target=run)
+        feeder.start()
+        return feeder
+
+    feeder = feed([0.05, 0.05, 1.0])
+    assert channel._take_batch(("t", b"first")) == [("t", b"first"), ("t", b"0"), ("t", b"1")]
+    feeder.join()
+    assert channel.inbox.get_nowait() == ("t", b"2")
+
+    channel.batch = 2
+    for n in range(3):
+        channel.inbox.put(("t", str(n).encode()))
+    assert len(channel._take_batch(channel.inbox.get_nowait())) == 2
+    assert channel.inbox.qsize() == 1
+    channel.inbox.get_nowait()
+
+    channel.batch = 500
+    monkeypatch.setattr(device_channel, "BATCH_LINGER", 0.2)
+    feeder = feed([0.05] * 20)
+    began = time.monotonic()
+    taken = channel._take_batch(("t", b"first"))
+    assert time.monotonic() - began < 0.6 and 2 <= len(taken) < 21
+    feeder.join()
