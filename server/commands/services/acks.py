@@ -191,7 +191,10 @@ def _write(
         # Rows writing the same columns side by side: the ORM makes a statement of each run.
         session.execute(update(model), sorted(each, key=lambda row: tuple(row)))
     # These statements pass by the objects the session holds; expiring them keeps a caller
-    # that loaded one (a test, another channel) from reading the old values.
+    # that loaded one (a test, another channel) from reading the old values. The worker's
+    # session holds none, and then no row's key is looked up.
+    if not session.identity_map:
+        return
     for row in rows:
         loaded = session.identity_map.get(session.identity_key(model, row["id"]))
         if loaded is not None:

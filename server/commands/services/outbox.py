@@ -126,15 +126,17 @@ def claim_outgoing(session: Session, *, now: datetime, limit: int = 500) -> list
     taken: dict[int, list[int]] = {}
     for identity_id, count in got.items():
         taken.setdefault(count, []).append(identity_id)
-    identities_table = table(DeviceIdentity).c
     for count, ids in taken.items():
-        session.execute(
-            update(table(DeviceIdentity))
-            .where(identities_table.id.in_(ids))
-            .values(last_seq=identities_table.last_seq + count)
-        )
+        session.execute(_SEQ_MOVES_ON, {"ids": ids, "count": count})
     return out
 
+
+# Each identity's count moves on by the commands it got: one statement per count.
+_SEQ_MOVES_ON = (
+    update(table(DeviceIdentity))
+    .where(one_of(table(DeviceIdentity).c.id, "ids"))
+    .values(last_seq=table(DeviceIdentity).c.last_seq + bindparam("count", type_=Integer))
+)
 
 _COMMANDS = table(Command).c
 # Compiled once: each published command's own number and device, the rest alike.
