@@ -9,7 +9,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
@@ -170,6 +170,20 @@ def insert_rows(session: Session, target: Table, rows: Sequence[dict[str, Any]])
     except raw.Error as exc:
         # As any other statement's failure reads: an IntegrityError, contention and the rest.
         raise DBAPIError.instance(statement, None, exc, raw.Error, dialect=dialect) from exc
+
+
+def expire_loaded(session: Session, model: type[Base], ids: Iterable[Any]) -> None:
+    """Expire the session's loaded copies of these rows, which a Core statement just changed.
+
+    A caller that loaded one (a test, the request that asked) then reads it afresh rather than
+    the old values; a worker's session holds none, and then no key is looked up at all.
+    """
+    if not session.identity_map:
+        return
+    for row_id in ids:
+        loaded = session.identity_map.get(session.identity_key(model, row_id))
+        if loaded is not None:
+            session.expire(loaded)
 
 
 def one_of(column: ColumnElement[Any] | QueryableAttribute[Any], key: str) -> ColumnElement[bool]:

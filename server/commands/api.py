@@ -170,10 +170,11 @@ def _stepped_up(body: ApproveIn) -> datetime | None:
     response=CommandList,
 )
 def approve(command_id: int, body: ApproveIn) -> CommandList:
-    commands = services.approve(
-        db_session(), current_api_user(), stepped_up_at=_stepped_up(body), command_id=command_id
+    session, user = db_session(), current_api_user()
+    ids = services.approve(session, user, stepped_up_at=_stepped_up(body), command_id=command_id)
+    return CommandList(
+        items=[command_out(c) for c in services.commands_by_id(session, user.school_id, ids)]
     )
-    return CommandList(items=[command_out(c) for c in commands])
 
 
 @endpoint(
@@ -186,10 +187,11 @@ def approve(command_id: int, body: ApproveIn) -> CommandList:
     response=CommandList,
 )
 def approve_batch(batch_id: str, body: ApproveIn) -> CommandList:
-    commands = services.approve(
-        db_session(), current_api_user(), stepped_up_at=_stepped_up(body), batch_id=batch_id
+    session, user = db_session(), current_api_user()
+    ids = services.approve(session, user, stepped_up_at=_stepped_up(body), batch_id=batch_id)
+    return CommandList(
+        items=[command_out(c) for c in services.commands_by_id(session, user.school_id, ids)]
     )
-    return CommandList(items=[command_out(c) for c in commands])
 
 
 @endpoint(

@@ -373,6 +373,9 @@ def test_a_trust_deployment_wipes_every_device_exactly_once(tmp_path: Path, sche
             timeout=300,
         )
         assert approved.status_code == 200, approved.text[:500]
+        let_go = approved.json()["items"]
+        assert len(let_go) == DEVICES and all(item["approved_at"] for item in let_go)
+        assert {item["batch_id"] for item in let_go} == {batch_id}
 
         # Wait while the wipe makes progress; a stall means commands were lost.
         progress = {"done": -1, "at": time.monotonic()}

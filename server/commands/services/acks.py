@@ -16,7 +16,7 @@ from mqtt.messages import Ack, AckState, Report
 from server import events
 from server.commands.models import FINISHED, Command, CommandStatus
 from server.commands.services.catalogue import label
-from server.db import one_of, table
+from server.db import expire_loaded, one_of, table
 from server.devices.models import Device
 from server.devices.services import EventLine, add_event, add_events, record_protection
 from server.enrolment.models import DeviceIdentity
@@ -190,15 +190,7 @@ def _write(
     if each:
         # Rows writing the same columns side by side: the ORM makes a statement of each run.
         session.execute(update(model), sorted(each, key=lambda row: tuple(row)))
-    # These statements pass by the objects the session holds; expiring them keeps a caller
-    # that loaded one (a test, another channel) from reading the old values. The worker's
-    # session holds none, and then no row's key is looked up.
-    if not session.identity_map:
-        return
-    for row in rows:
-        loaded = session.identity_map.get(session.identity_key(model, row["id"]))
-        if loaded is not None:
-            session.expire(loaded)
+    expire_loaded(session, model, [row["id"] for row in rows])
 
 
 def _move(

@@ -7,17 +7,26 @@ from datetime import datetime
 
 from sqlalchemy import case, literal, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from server.activity.services import record
 from server.auth.models import User
 from server.auth.services import check_independent_approver, check_stepped_up
 from server.commands.models import Command, CommandStatus
-from server.commands.services.budget import check_release, lock_school
+from server.commands.services.budget import Waiting, check_release, lock_school
 from server.commands.services.catalogue import TTL
 from server.commands.services.freezing import refuse_if_frozen
-from server.db import utcnow
+from server.db import expire_loaded, utcnow
 from server.errors import Forbidden, NotFound, ValidationFailed
+
+# What approving reads of each waiting command (`Waiting`).
+_WAITING = (
+    Command.id,
+    Command.cmd_id,
+    Command.type,
+    Command.disruption,
+    Command.approver_role,
+    Command.requested_by_id,
+)
 
 
 def approve(
@@ -28,9 +37,10 @@ def approve(
     command_id: int | None = None,
     batch_id: str | None = None,
     now: datetime | None = None,
-) -> list[Command]:
+) -> list[int]:
     """A second, independent person lets destructive commands go, having just proved their
-    second factor again (`stepped_up_at`: a passkey or code checked minutes ago)."""
+    second factor again (`stepped_up_at`: a passkey or code checked minutes ago); the ids of
+    the commands let go, in order."""
     now = now or utcnow()
     # The school before its commands: the same lock order as the freeze.
     lock_school(session, actor.school_id)
@@ -44,7 +54,11 @@ def approve(
         waiting.append(Command.batch_id == batch_id)
     else:
         raise ValidationFailed("Say which command or batch to approve.")
-    commands = session.scalars(select(Command).where(*waiting).with_for_update()).all()
+    # Columns, not mapped rows: a whole-school batch is thousands, and the page asking only
+    # says how many went (the API reads them again to show them).
+    commands = session.execute(
+        select(*_WAITING).where(*waiting).order_by(Command.id).with_for_update()
+    ).all()
     if not commands:
         raise NotFound("Nothing is waiting for approval there.")
     check_stepped_up(stepped_up_at, now)
@@ -59,9 +73,8 @@ def approve(
         requester = None if requester_id is None else session.get(User, requester_id)
         check_independent_approver(session, actor, requester, now)
     _check_release(session, actor, commands, now)
-    # One statement for the rows just locked, whatever their number (a whole-school batch is
-    # thousands), and the loaded objects set to match: a row each would cost a second a
-    # 10,000-device wipe, with the head waiting on the page.
+    # One statement for the rows just locked, whatever their number: a row each would cost a
+    # second a 10,000-device wipe, with the head waiting on the page.
     # Each type's full life from now: an expiry a long wait brought closer is moved to it.
     floors = {command.type: now + TTL[command.type] for command in commands}
     for command_type, life in floors.items():
@@ -77,11 +90,8 @@ def approve(
             )
             .execution_options(synchronize_session=False)
         )
-    for command in commands:
-        set_committed_value(command, "status", CommandStatus.QUEUED)
-        set_committed_value(command, "approved_by_id", actor.id)
-        set_committed_value(command, "approved_at", now)
-        set_committed_value(command, "expires_at", max(command.expires_at, floors[command.type]))
+    ids = [command.id for command in commands]
+    expire_loaded(session, Command, ids)  # a caller holding some (the request that asked)
     record(
         session,
         actor=actor,
@@ -92,11 +102,11 @@ def approve(
         details={"type": commands[0].type, "count": len(commands)},
     )
     session.commit()
-    return list(commands)
+    return ids
 
 
 def _check_release(
-    session: Session, actor: User, commands: Sequence[Command], now: datetime
+    session: Session, actor: User, commands: Sequence[Waiting], now: datetime
 ) -> None:
     """Nothing destructive is let go while the school is frozen, nor past the approval budget."""
     refuse_if_frozen(session, actor.school_id, commands[0].type)

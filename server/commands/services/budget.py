@@ -12,6 +12,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import ColumnElement, case, false, func, select
 from sqlalchemy.orm import Session
@@ -199,8 +200,17 @@ def _fleet_size(session: Session, school_id: int) -> int:
     )
 
 
+class Waiting(Protocol):
+    """A command waiting for approval, as far as its release is judged."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def disruption(self) -> Disruption | None: ...
+
+
 def check_release(
-    session: Session, school_id: int, commands: Sequence[Command], now: datetime
+    session: Session, school_id: int, commands: Sequence[Waiting], now: datetime
 ) -> None:
     """Approving is budgeted too: at most so many factory resets let go per school per hour."""
     costs = commands[0].disruption if commands else None

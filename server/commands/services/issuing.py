@@ -255,6 +255,23 @@ def get_command(session: Session, school_id: int, command_id: int) -> Command:
     return command
 
 
+def commands_by_id(session: Session, school_id: int, ids: Sequence[int]) -> list[Command]:
+    """These commands of the school, in id order, with what a listing of them shows."""
+    return list(
+        session.scalars(
+            select(Command)
+            .where(one_of(Command.id, "ids"), Command.school_id == school_id)
+            .options(
+                joinedload(Command.device),
+                joinedload(Command.requested_by),
+                joinedload(Command.approved_by),
+            )
+            .order_by(Command.id),
+            {"ids": list(ids)},
+        )
+    )
+
+
 def list_commands(
     session: Session,
     school_id: int,

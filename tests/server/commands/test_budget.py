@@ -300,19 +300,22 @@ def test_a_teachers_fourth_loss_report_in_an_hour_waits_for_the_headteacher(
     with pytest.raises(Forbidden, match="Only the headteacher"):
         services.approve(session, technician, command_id=waiting.id, stepped_up_at=utcnow())
     session.rollback()
-    (approved,) = services.approve(session, head, command_id=waiting.id, stepped_up_at=utcnow())
-    assert approved.status is CommandStatus.QUEUED
+    assert services.approve(session, head, command_id=waiting.id, stepped_up_at=utcnow()) == [
+        waiting.id
+    ]
+    assert waiting.status is CommandStatus.QUEUED
 
 
-def test_approving_a_batch_writes_to_every_row_what_it_returns(
+def test_approving_a_batch_writes_every_row_and_what_was_loaded_reads_it(
     session: Session,
     fleet: list[Device],
     head: User,
     make_user: Callable[..., User],
 ) -> None:
     """P-SEC-1: a whole-fleet wipe approved by a second person: every row becomes queued with
-    the approver and the time, as the objects handed back say; an expiry that a long wait
-    brought close is given the type's full life again, and a later one is left as it was."""
+    the approver and the time, which the commands the request had loaded then say too; an expiry
+    that a long wait brought close is given the type's full life again, and a later one is left
+    as it was."""
     from server.commands.services.catalogue import TTL
     from tests.server.conftest import settle
 
@@ -329,13 +332,14 @@ def test_approving_a_batch_writes_to_every_row_what_it_returns(
     approved = services.approve(
         session, head, batch_id=issued[0].batch_id, stepped_up_at=now, now=now
     )
-    returned = {c.id: (c.status, c.approved_by_id, c.approved_at, c.expires_at) for c in approved}
+    assert approved == sorted(c.id for c in issued)
+    loaded = {c.id: (c.status, c.approved_by_id, c.approved_at, c.expires_at) for c in issued}
     session.expire_all()
     stored = {
         c.id: (c.status, c.approved_by_id, c.approved_at, c.expires_at)
         for c in session.scalars(select(Command).where(Command.batch_id == issued[0].batch_id))
     }
-    assert stored == returned and len(stored) == FLEET
+    assert stored == loaded and len(stored) == FLEET
     assert {row[:3] for row in stored.values()} == {(CommandStatus.QUEUED, head.id, now)}
     week = now + TTL["wipe_photos"]
     assert {row[3] for i, row in stored.items() if i != later.id} == {week}
