@@ -6,9 +6,9 @@ same light responders (`bench/light_responders.py`, a process of their own).
   acks `received` and `done`, and the workers record both. The clock stops when the last
   `done` is committed. Before each round the earlier rounds' commands move a term back: the
   table keeps every row (a school's history), and the fleet budget sees a new day.
-- baseline: a bare paho client with the server's login publishes one pre-signed command to
-  every device and waits for both acks of each (counted, not parsed); on topics the workers do
-  not hear, so they do no work meanwhile.
+- baseline: a bare paho client (paho's own, not `mqtt.client`'s) with the server's login
+  publishes one pre-signed command to every device and waits for both acks of each (counted,
+  not parsed); on topics the workers do not hear, so they do no work meanwhile.
 
 The devices do the same in both rounds (read the `cmd_id`, sign two acks), so the ratio is the
 server pipeline against the broker alone; `bench_fanout.py` is the end-to-end measure with full
@@ -79,9 +79,10 @@ def run(count: int, postgres: bool, work: Path, worker_count: int | None = None)
         NoEncryption,
         PrivateFormat,
     )
+    from paho.mqtt import client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
     from sqlalchemy import create_engine, text
 
-    from mqtt.client import make_client
     from mqtt.envelope import encode_public_key, key_id, sign
     from mqtt.messages import build_command
     from mqtt.mosquitto import write_mosquitto_config
@@ -217,13 +218,16 @@ def run(count: int, postgres: bool, work: Path, worker_count: int | None = None)
 
         with database.begin() as session:
             signing = server_key(session, box)
-        client = make_client(
-            f"bench-raw-{uuid.uuid4().hex[:6]}",
-            username=settings.mqtt_server_user,
-            password=secret,
+        # paho's own client, not the one `mqtt.client` makes (which reads its socket a buffer
+        # at a time): the baseline stays the bare library.
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"bench-raw-{uuid.uuid4().hex[:6]}",
             clean_session=True,
-            max_inflight=0,
+            protocol=paho.MQTTv311,
         )
+        client.username_pw_set(settings.mqtt_server_user, secret)
+        client.max_inflight_messages_set(0)
         acks = 0
         all_acked = threading.Event()
         lock = threading.Lock()

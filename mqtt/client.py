@@ -17,7 +17,7 @@ from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
 from paho.mqtt import client as paho
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from mqtt.errors import BrokerURLError, ClientSetupError, PublishError
 from mqtt.topics import QOS
@@ -128,6 +128,56 @@ class BrokerURL:
         return f"{self.scheme}://{auth}{host}:{self.port}"
 
 
+class _Client(paho.Client):
+    """paho's client reading the socket up to 64 KiB at a time.
+
+    paho reads a packet's first byte, its length and its body with a system call each, and
+    waits in select() before every packet: receiving a stream of small QoS 1 messages (a fleet's
+    acks, on the server) cost 46 µs of CPU a message, 21 µs read this way. Packets already read
+    are handled before paho waits again, since select() cannot know about them.
+    """
+
+    READ_SIZE = 65536
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._read = b""  # read from the socket and not yet handed to paho from `_read_at` on
+        self._read_at = 0
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        start = self._read_at
+        if start >= len(self._read):
+            data = super()._sock_recv(max(bufsize, self.READ_SIZE))
+            if len(data) <= bufsize:
+                return data
+            self._read, self._read_at = data, bufsize
+            return data[:bufsize]
+        self._read_at = start + bufsize
+        return self._read[start : start + bufsize]
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        result = super().loop_read(max_packets)
+        while (
+            result == MQTTErrorCode.MQTT_ERR_SUCCESS
+            and self._sock is not None
+            and self._read_at < len(self._read)
+        ):
+            result = super().loop_read(1)
+        return result
+
+    def _sock_close(self) -> None:
+        self._read, self._read_at = b"", 0  # never carried over to the next connection
+        super()._sock_close()
+
+
+# It overrides paho's own socket hooks: a paho without them gets paho's client as it is.
+_CLIENT: type[paho.Client] = (
+    _Client
+    if all(hasattr(paho.Client, name) for name in ("_sock_recv", "_sock_close", "loop_read"))
+    else paho.Client
+)
+
+
 def make_client(
     client_id: str,
     *,
@@ -163,7 +213,7 @@ def make_client(
     if max_inflight is not None and max_inflight < 0:
         raise ClientSetupError("max_inflight must be 0 (unlimited) or more")
 
-    client = paho.Client(
+    client = _CLIENT(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
         clean_session=clean_session,
