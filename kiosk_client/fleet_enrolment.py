@@ -37,6 +37,12 @@ def enrolled_device_dirs(data_dir: str | os.PathLike[str]) -> list[Path]:
     return sorted(p for p in base.iterdir() if p.is_dir() and (p / CONFIG_NAME).is_file())
 
 
+# A fleet's enrolments queue at one server, each behind those before it (the server hashes a
+# broker password for each): on a busy 2-core machine one of 84 waited past a kiosk's 10 s, and
+# a code cannot be tried again once the server has taken it.
+FLEET_HTTP_TIMEOUT = 60.0
+
+
 def _code_hash(code: str) -> str:
     """What the fleet remembers of a used code (never the token itself)."""
     return hashlib.sha256(code.strip().encode("utf-8")).hexdigest()
@@ -85,6 +91,7 @@ def enrol_fleet(
             server_url=server_url,
             sample_photos=sample_photos,
             fsync=False,
+            http_timeout=FLEET_HTTP_TIMEOUT,
         )
         with lock, used_file.open("a", encoding="ascii") as handle:
             handle.write(_code_hash(code) + "\n")

@@ -178,3 +178,21 @@ def test_a_device_connects_as_soon_as_it_is_enrolled_while_others_still_enrol(
     finally:
         peer.close()
         server.close()
+
+
+def test_a_fleet_enrolment_waits_for_a_server_slow_to_answer(
+    tmp_path: Path, identity_list: list[Identity]
+) -> None:
+    """A busy server answers a fleet's enrolments one after another: a device kept waiting
+    past a kiosk's own 10 s is still enrolled, not lost with its one-time code."""
+
+    def hold(asset_tag: str) -> None:
+        if asset_tag == "OAK-SLOW":
+            time.sleep(11)
+
+    server = FakeServer(pool=IdentityPool(identity_list[:2]), broker_port=1, before_enrol=hold)
+    try:
+        codes = [server.payload("OAK-SLOW"), server.payload("OAK-0001")]
+        assert len(enrol_fleet(codes, tmp_path / "fleet")) == 2
+    finally:
+        server.close()
