@@ -17,7 +17,7 @@ from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session, selectinload
 
 from mqtt.client import BrokerURL, make_client_for_url
-from mqtt.envelope import Sealed, decode_public_key, open_envelope, raw_public_key, read_envelope
+from mqtt.envelope import Sealed, decode_public_key, raw_public_key, read_envelope
 from mqtt.envelope import sign as sign_envelope
 from mqtt.errors import MqttError
 from mqtt.limits import max_payload_bytes
@@ -52,8 +52,6 @@ log = logging.getLogger(__name__)
 
 # How long a sender found unknown or revoked is not looked up again.
 UNKNOWN_FOR = timedelta(seconds=30)
-# The largest ack anyone may send, checked before an ack is parsed.
-ACK_BYTES = max_payload_bytes(TopicKind.ACK)
 # FD_SETSIZE on Linux: select() cannot watch a descriptor at or above it.
 SELECT_LIMIT = 1024
 # A worker sends itself a heartbeat through the broker this often, and reconnects when one has
@@ -584,10 +582,11 @@ class DeviceChannel:
                 later.append((sender, payload == STATUS_ONLINE))
                 continue
             try:
+                envelope = read_envelope(payload, max_bytes=max_payload_bytes(kind))
                 if kind is TopicKind.ACK:
-                    sealed.append((topic, sender, read_envelope(payload, max_bytes=ACK_BYTES)))
+                    sealed.append((topic, sender, envelope))
                 else:
-                    later.append((sender, Report.from_body(self._open(payload, sender, now, kind))))
+                    later.append((sender, Report.from_body(self._opened(envelope, sender, now))))
             except MqttError as exc:
                 self._reject(topic, exc)
         acks = self._open_acks(sealed, now)
@@ -631,7 +630,6 @@ class DeviceChannel:
         """
         finished: set[tuple[int, object]] = set()  # (sender, cmd_id) answered later in the batch
         opened: list[tuple[Sender, Ack]] = []
-        at = int(now.timestamp())
         for topic, sender, envelope in reversed(sealed):
             claim = envelope.body
             if (
@@ -642,10 +640,7 @@ class DeviceChannel:
                 self.stats.acks += 1  # taken: its command's answer records all it would
                 continue
             try:
-                body = envelope.open(
-                    {sender.kid: sender.public_key}, device_id=sender.mqtt_id, now=at
-                )
-                ack = Ack.from_body(body)
+                ack = Ack.from_body(self._opened(envelope, sender, now))
             except MqttError as exc:
                 self._reject(topic, exc)
                 continue
@@ -682,14 +677,10 @@ class DeviceChannel:
                 session.rollback()  # the resend job asks again later
 
     @staticmethod
-    def _open(payload: bytes, sender: Sender, now: datetime, kind: TopicKind) -> dict[str, Any]:
+    def _opened(envelope: Sealed, sender: Sender, now: datetime) -> dict[str, Any]:
         """A device message's body, verified against that device's registered key."""
-        return open_envelope(
-            payload,
-            {sender.kid: sender.public_key},
-            device_id=sender.mqtt_id,
-            now=int(now.timestamp()),
-            max_bytes=max_payload_bytes(kind),
+        return envelope.open(
+            {sender.kid: sender.public_key}, device_id=sender.mqtt_id, now=int(now.timestamp())
         )
 
 
