@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from psycopg import sql
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -29,6 +30,7 @@ from sqlalchemy import (
     create_engine,
     event,
     insert,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
@@ -298,6 +300,80 @@ class Database:
         self.engine.dispose()
         if getattr(self, "read_engine", None) is not None:
             self.read_engine.dispose()
+
+
+# PostgreSQL's channels belong to the whole database: each is named for its schema too, so two
+# deployments (or test runs) sharing one database never wake each other. 63 bytes at most.
+_CHANNEL_NAME = "left(CAST({} AS text) || ':' || current_schema(), 63)"
+
+
+def notify(session: Session, channel: str) -> None:
+    """Tell every `Listener` on `channel` once this transaction commits (PostgreSQL; nothing is
+    sent if it rolls back). SQLite has no such thing: its listeners keep their own schedule."""
+    if session.get_bind().dialect.name == "postgresql":
+        named = _CHANNEL_NAME.format(":channel")
+        session.execute(text(f"SELECT pg_notify({named}, '')"), {"channel": channel})
+
+
+class Listener:
+    """Calls `heard` from a thread of its own whenever a transaction that called `notify` on
+    `channel` commits, and once on (re)connecting, for what was committed meanwhile.
+
+    PostgreSQL only, on a connection of its own taken out of the pool; on SQLite `start` does
+    nothing. A lost connection is logged and made again after `retry` seconds.
+    """
+
+    def __init__(
+        self, database: Database, channel: str, heard: Callable[[], None], *, retry: float = 1.0
+    ) -> None:
+        self.database = database
+        self.channel = channel
+        self.heard = heard
+        self.retry = retry
+        self.listening = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.database.is_sqlite or self._thread is not None:
+            return
+        self._thread = threading.Thread(
+            target=self._listen_forever, name=f"listen-{self.channel}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _listen_forever(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._listen()
+            except Exception as exc:  # the database went away: the caller's polling goes on
+                self.listening.clear()
+                log.warning("lost the database's notifications on %s (%s)", self.channel, exc)
+                self._stop.wait(self.retry)
+
+    def _listen(self) -> None:
+        pooled = self.database.engine.raw_connection()
+        raw = cast(Any, pooled.driver_connection)
+        pooled.detach()  # held for as long as this listens: never handed to anyone else
+        try:
+            raw.rollback()  # a checkout's ping may have begun a transaction
+            raw.autocommit = True
+            named = raw.execute(
+                f"SELECT {_CHANNEL_NAME.format('%(channel)s')}", {"channel": self.channel}
+            ).fetchone()[0]
+            raw.execute(sql.SQL("LISTEN {}").format(sql.Identifier(named)))
+            self.listening.set()
+            self.heard()
+            while not self._stop.is_set():
+                for _notice in raw.notifies(timeout=1.0):
+                    self.heard()
+        finally:
+            pooled.close()
 
 
 class WriterTurn:

@@ -37,7 +37,7 @@ from server.commands import services as commands
 from server.commands.services import Outgoing
 from server.config import Settings
 from server.crypto import SecretBox
-from server.db import Database, is_contention, one_of, utcnow
+from server.db import Database, Listener, is_contention, one_of, utcnow
 from server.enrolment.models import DeviceIdentity
 from server.enrolment.services import (
     SigningKey,
@@ -182,6 +182,8 @@ class DeviceChannel:
         # SQLite has one writer: the publishing and recording sides queue for it here.
         self._one_writer = database.one_writer()
         self.client = self._new_client()
+        # PostgreSQL: a request that queues commands wakes the publishing side as it commits.
+        self._outbox = Listener(database, commands.OUTBOX_CHANNEL, self.wake)
 
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
@@ -256,6 +258,8 @@ class DeviceChannel:
 
     def start(self) -> None:
         self._connect()
+        if self.role.publishes:
+            self._outbox.start()
         if not self.role.records:
             return
         self._consumer = threading.Thread(
@@ -333,6 +337,7 @@ class DeviceChannel:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        self._outbox.stop()
         if self._consumer is not None:
             self._consumer.join(timeout=10)
         self.client.disconnect()

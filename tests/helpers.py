@@ -9,6 +9,7 @@ import shutil
 import socket
 import sqlite3
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -159,3 +160,20 @@ def in_own_thread(fn: Callable[..., T], *args: Any, timeout: float = 120) -> T:
     a second Playwright) can then start."""
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(fn, *args).result(timeout=timeout)
+
+
+class Heard:
+    """A callback that counts its calls, for a test to wait on (a `Listener`'s `heard`)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._changed = threading.Condition()
+
+    def __call__(self) -> None:
+        with self._changed:
+            self.count += 1
+            self._changed.notify_all()
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: self.count >= count, timeout)

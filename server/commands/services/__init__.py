@@ -29,6 +29,7 @@ from server.commands.services.budget import (
 from server.commands.services.catalogue import (
     DESTRUCTIVE_TYPES,
     LABELS,
+    OUTBOX_CHANNEL,
     STAFF_SENDABLE,
     TTL,
     check_args,
@@ -68,6 +69,7 @@ __all__ = [
     "BUDGETS",
     "DESTRUCTIVE_TYPES",
     "LABELS",
+    "OUTBOX_CHANNEL",
     "RESEND_AFTER",
     "STAFF_SENDABLE",
     "TTL",

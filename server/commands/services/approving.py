@@ -13,7 +13,7 @@ from server.auth.models import User
 from server.auth.services import check_independent_approver, check_stepped_up
 from server.commands.models import Command, CommandStatus
 from server.commands.services.budget import Waiting, check_release, lock_school
-from server.commands.services.catalogue import TTL
+from server.commands.services.catalogue import TTL, announce
 from server.commands.services.freezing import refuse_if_frozen
 from server.db import expire_loaded, utcnow
 from server.errors import Forbidden, NotFound, ValidationFailed
@@ -90,6 +90,7 @@ def approve(
             )
             .execution_options(synchronize_session=False)
         )
+    announce(session)
     ids = [command.id for command in commands]
     expire_loaded(session, Command, ids)  # a caller holding some (the request that asked)
     record(

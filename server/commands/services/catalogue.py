@@ -14,7 +14,7 @@ from mqtt.errors import MessageError
 from mqtt.messages import CommandType, build_command, is_destructive
 from server.auth.models import User
 from server.commands.models import Command, CommandStatus, Disruption
-from server.db import insert_rows, table
+from server.db import insert_rows, notify, table
 from server.devices.models import Device
 from server.errors import ValidationFailed
 
@@ -71,6 +71,16 @@ def disruption(command_type: str, args: dict[str, Any], *, on_return: bool) -> D
     return Disruption.OUT_OF_USE
 
 
+# A transaction that queues commands says so here as it commits: the workers' publishing side
+# listens (PostgreSQL) rather than finding them at its next look, up to a tick later.
+OUTBOX_CHANNEL = "trolley_outbox"
+
+
+def announce(session: Session) -> None:
+    """Wake the workers' publishing once this transaction commits: commands wait to go out."""
+    notify(session, OUTBOX_CHANNEL)
+
+
 def new_commands(
     session: Session,
     actor: User | None,
@@ -113,6 +123,8 @@ def new_commands(
     # One statement, then one query for the rows: the unit of work would build and track each
     # object, and SQLite would insert them one at a time to learn each id.
     insert_rows(session, table(Command), rows)
+    if status is CommandStatus.QUEUED:
+        announce(session)
     query = select(Command).where(
         Command.batch_id == batch_id if batch_id else Command.cmd_id == cmd_ids[0]
     )
