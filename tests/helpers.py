@@ -136,6 +136,10 @@ def clear_retained(addr: tuple[str, int], *, wait: float = 2.0, quiet: float = 0
 _CODE_STEPS: dict[object, int] = {}
 
 
+# Seconds a second factor's code must stay acceptable after it is made (see `unused_code`).
+CODE_MARGIN = 15
+
+
 def unused_code(secret: str, who: object) -> str:
     """A code Trolley has not yet seen from `who`: it never takes the same one twice and accepts
     the steps either side of now, so a fourth log-in within 30 seconds waits for the next."""
@@ -146,8 +150,12 @@ def unused_code(secret: str, who: object) -> str:
 
     totp = pyotp.TOTP(secret)
     while True:
-        now = totp.timecode(datetime.now(UTC))
-        for step in (now - 1, now, now + 1):
+        moment = datetime.now(UTC)
+        now = totp.timecode(moment)
+        # The step before now is accepted only until this step ends: on a busy machine the
+        # code can reach the server after that, and be refused. Used only with time to spare.
+        left = totp.interval - moment.timestamp() % totp.interval
+        for step in (now - 1, now, now + 1) if left > CODE_MARGIN else (now, now + 1):
             if step > _CODE_STEPS.get(who, -1):
                 _CODE_STEPS[who] = step
                 return str(totp.generate_otp(step))
