@@ -34,6 +34,16 @@ def _listening(database: Database, heard: Heard) -> Listener:
     return listener
 
 
+def _only_this_is_heard_next(database: Database, heard: Heard) -> None:
+    """A committed notify on `database` is heard, and nothing sent before it was: notifications
+    arrive in commit order, so an earlier one would have come first."""
+    with database.begin() as session:
+        notify(session, CHANNEL)
+    assert heard.wait_for(2)
+    time.sleep(0.2)
+    assert heard.count == 2
+
+
 @pytest.mark.postgres
 def test_a_committed_notify_is_heard_and_a_rolled_back_one_is_not(on_postgres: Database) -> None:
     heard = Heard()
@@ -42,12 +52,7 @@ def test_a_committed_notify_is_heard_and_a_rolled_back_one_is_not(on_postgres: D
         with pytest.raises(RuntimeError), on_postgres.begin() as session:
             notify(session, CHANNEL)
             raise RuntimeError("the request failed")
-        with on_postgres.begin() as session:
-            notify(session, CHANNEL)
-        # Delivered in commit order: had the rolled-back one been sent, it would come first.
-        assert heard.wait_for(2)
-        time.sleep(0.2)
-        assert heard.count == 2
+        _only_this_is_heard_next(on_postgres, heard)
     finally:
         listener.stop()
 
@@ -65,11 +70,7 @@ def test_another_schema_of_the_same_database_is_not_heard(on_postgres: Database)
     try:
         with other.begin() as session:
             notify(session, CHANNEL)
-        with on_postgres.begin() as session:
-            notify(session, CHANNEL)
-        assert heard.wait_for(2)
-        time.sleep(0.2)
-        assert heard.count == 2
+        _only_this_is_heard_next(on_postgres, heard)
     finally:
         listener.stop()
         other.dispose()
