@@ -45,7 +45,7 @@ def test_queuing_commands_is_announced_and_asking_for_approval_is_not(live: Live
 
 
 def test_the_publishing_side_wakes_when_commands_are_queued(live: Live) -> None:
-    """The worker waits up to its tick between looks; a request that queues commands ends the wait."""
+    """The worker waits up to a tick between looks; a request that queues commands ends it."""
     channel = DeviceChannel(
         live.database,
         live.settings,
