@@ -151,10 +151,9 @@ def run(broker: str, count: int, work: Path) -> dict[str, Any]:
     def start_pump() -> None:
         stop = threading.Event()
 
-        def pump() -> None:  # the publishing half of `run_forever`, without its heartbeat
+        def pump() -> None:  # the publishing half of `run_forever`
             while not stop.is_set():
-                channel.publish_pending()
-                channel.publish_desired()
+                channel.pump()
                 channel.wait_for_work(0.2)
 
         thread = threading.Thread(target=pump, daemon=True)

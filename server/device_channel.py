@@ -397,16 +397,8 @@ class DeviceChannel:
             for item in outgoing
         ]
 
-    def publish_pending(self) -> int:
-        """Publish queued commands in batches; what the broker does not acknowledge stays queued."""
-        if not self.connected.is_set():
-            return 0
-        with self.database.session(write=False) as session:  # read first, as `pump` does
-            if not commands.has_outgoing(session, now=self.clock()):
-                return 0
-        return self._publish_pending()
-
     def _publish_pending(self) -> int:
+        """Publish queued commands in batches; what the broker does not acknowledge stays queued."""
         total = 0
         while True:
             with self._transaction() as session:
@@ -427,16 +419,8 @@ class DeviceChannel:
             if len(outgoing) < self.publish_batch:
                 return total
 
-    def publish_desired(self) -> int:
-        """Publish changed desired states (retained); the profiles domain owns the outbox."""
-        if not self.connected.is_set():
-            return 0
-        with self.database.session(write=False) as session:  # read first, as `pump` does
-            if session.scalar(_ANY_UNPUBLISHED) is None:
-                return 0
-        return self._publish_desired()
-
     def _publish_desired(self) -> int:
+        """Publish changed desired states (retained); the profiles domain owns the outbox."""
         with self._transaction() as session:
             now = self.clock()
             rows = session.execute(_UNPUBLISHED_STATES, {"limit": self.batch}).all()
