@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import ssl
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -129,15 +130,21 @@ class BrokerURL:
 
 
 class _Client(paho.Client):
-    """paho's client reading the socket up to 64 KiB at a time.
+    """paho's client reading the socket up to 64 KiB at a time, and writing what waits at once.
 
     paho reads a packet's first byte, its length and its body with a system call each, and
     waits in select() before every packet: receiving a stream of small QoS 1 messages (a fleet's
     acks, on the server) cost 46 µs of CPU a message, 21 µs read this way. Packets already read
     are handled before paho waits again, since select() cannot know about them.
+
+    On the way out paho sends each packet with a system call of its own, and a packet queued on
+    its own network thread (the PUBACK of every message received) also writes a byte to wake
+    that thread, which is not waiting. Here the packets waiting are sent together, and the
+    network thread wakes nobody: it looks at what is queued before it waits again.
     """
 
     READ_SIZE = 65536
+    WRITE_SIZE = 65536  # packets joined into one send, at most (one larger goes alone)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -169,11 +176,61 @@ class _Client(paho.Client):
         self._read, self._read_at = b"", 0  # never carried over to the next connection
         super()._sock_close()
 
+    def _packet_queue(
+        self,
+        command: int,
+        packet: bytes | bytearray,
+        mid: int,
+        qos: int,
+        info: paho.MQTTMessageInfo | None = None,
+    ) -> MQTTErrorCode:
+        if self._thread is None or threading.current_thread() is not self._thread:
+            return super()._packet_queue(command, packet, mid, qos, info)
+        self._out_packet.append(
+            {
+                "command": command,
+                "mid": mid,
+                "qos": qos,
+                "pos": 0,
+                "to_process": len(packet),
+                "packet": packet,
+                "info": info,
+            }
+        )
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _packet_write(self) -> MQTTErrorCode:
+        # Only packets paho does nothing with once written are joined: a QoS 0 PUBLISH calls
+        # `on_publish`, and DISCONNECT closes the socket. Only this thread takes from the left.
+        waiting = self._out_packet
+        joined: list[Any] = []
+        size = 0
+        while waiting:
+            first = waiting[0]
+            kind = first["command"] & 0xF0
+            if (
+                first["pos"]
+                or (kind == paho.PUBLISH and first["qos"] == 0)
+                or kind == paho.DISCONNECT
+                or (joined and size + first["to_process"] > self.WRITE_SIZE)
+            ):
+                break
+            joined.append(waiting.popleft())
+            size += first["to_process"]
+        if len(joined) > 1:
+            packet = b"".join(queued["packet"] for queued in joined)
+            joined = [{**joined[0], "to_process": len(packet), "packet": packet, "info": None}]
+        waiting.extendleft(joined)
+        return super()._packet_write()
+
 
 # It overrides paho's own socket hooks: a paho without them gets paho's client as it is.
 _CLIENT: type[paho.Client] = (
     _Client
-    if all(hasattr(paho.Client, name) for name in ("_sock_recv", "_sock_close", "loop_read"))
+    if all(
+        hasattr(paho.Client, name)
+        for name in ("_sock_recv", "_sock_close", "loop_read", "_packet_queue", "_packet_write")
+    )
     else paho.Client
 )
 
