@@ -25,7 +25,6 @@ queued when the last `done` was committed.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import logging
 import os
@@ -90,6 +89,7 @@ def run(count: int, postgres: bool, work: Path, worker_count: int | None = None)
     from mqtt.messages import build_command
     from mqtt.mosquitto import write_mosquitto_config
     from mqtt.passwords import hash_password
+    from server import settle_process
     from server.config import load_settings
     from server.crypto import SecretBox
     from server.db import Database, make_engine, migrate
@@ -208,9 +208,9 @@ def run(count: int, postgres: bool, work: Path, worker_count: int | None = None)
             for client in (f"bench-cost-{n}-publish", f"bench-cost-{n}\n"):
                 _log_waiter(log, f"worker connected to the broker as {client}", 120)
         setup_seconds = time.perf_counter() - started_at
-        # This process asks and approves as a web process would, and each of those freezes what
-        # it started with (`trolley serve`): the set-up here is kept out of full collections too.
-        gc.freeze()
+        # This process asks and approves as a web process would, and each of those settles once
+        # started (`trolley serve`): the set-up here is kept out of full collections too.
+        settle_process()
 
         def measured() -> float:
             """issue → approve → every `done` of this batch recorded."""

@@ -101,3 +101,20 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         # log-in throttling needs.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
     return app
+
+
+# Python looks at its youngest objects every 700 allocations, and at every object once ten of
+# those have moved more than a quarter of what it last kept into the oldest generation. With
+# start-up frozen that quarter is nearly nothing, so a request or batch building thousands of
+# rows set off full collections over and over: at 10,000 devices, 28 in five rounds of asking
+# and approving (0.7 s). These thresholds keep collecting cycles, about 70 times less often.
+GC_THRESHOLDS = (50_000, 20, 10)
+
+
+def settle_process() -> None:
+    """For a long-lived process that has started: what start-up built is frozen, left out of
+    every collection, and collections come less often (`GC_THRESHOLDS`)."""
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)

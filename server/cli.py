@@ -103,15 +103,13 @@ def _serve(host: str, port: int, workers: int, env: dict[str, str]) -> None:
                 self.cfg.set(key, value)
 
         def load(self) -> Any:
-            import gc
-
-            from server import create_app
+            from server import create_app, settle_process
 
             app = create_app()
             # The app, its modules and mappers live as long as the process: frozen, they are
             # left out of every full collection, which a request asking for a fleet-wide
             # command (thousands of objects) otherwise set off for a tenth of a second.
-            gc.freeze()
+            settle_process()
             return app
 
     Server().run()

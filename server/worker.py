@@ -9,7 +9,6 @@ server-cost benchmark).
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import signal
@@ -19,6 +18,7 @@ import threading
 import time
 from types import FrameType
 
+from server import settle_process
 from server.channel_roles import Role
 from server.config import Settings
 from server.crypto import SecretBox
@@ -136,7 +136,7 @@ def run_forever(
     # What start-up built (modules, mappers, the app's settings) lives as long as the process:
     # frozen, it is left out of full collections, which otherwise paused each process for a
     # tenth of a second, mid-round, a couple of times a fleet-wide command.
-    gc.freeze()
+    settle_process()
     next_jobs = 0.0
     try:
         while not stop.is_set():
