@@ -18,30 +18,21 @@ from tests.mqtt.test_broker_contract import device_peer, server_peer
 BURST = 300
 
 
-def test_a_bursts_pubacks_go_out_together_and_the_broker_takes_every_one(
-    broker: BrokerHandle, peer: PeerFactory, monkeypatch: pytest.MonkeyPatch
+def test_every_puback_of_a_burst_reaches_the_broker(
+    broker: BrokerHandle, peer: PeerFactory
 ) -> None:
-    """A device sent 300 commands back to back acknowledges them in fewer than half as many
-    socket writes (paho alone: one write each, and a byte to wake its own thread), and the
-    broker took every PUBACK: the device's session, resumed, is sent none of them again."""
+    """A device sent 300 commands back to back acknowledges every one, however many of its
+    PUBACKs went out in one write: its session, resumed, is sent none of them again. (How many
+    writes they take depends on how the broker paces them; which packets are joined is the next
+    tests'.)"""
     device = device_peer(peer, broker, "dev-a")
     device.subscribe(topics.cmd_topic("dev-a"))
-    writes = 0
-    real = paho.Client._sock_send
-
-    def counting(client: paho.Client, data: bytes) -> int:
-        nonlocal writes
-        writes += client is device.client
-        return real(client, data)
-
-    monkeypatch.setattr(paho.Client, "_sock_send", counting)
     server = server_peer(peer, broker)
     sent = [f"command {n}".encode() for n in range(BURST)]
     for info in [server.client.publish(topics.cmd_topic("dev-a"), body, qos=1) for body in sent]:
         info.wait_for_publish(timeout=10)
     assert [device.expect().payload for _ in sent] == sent
     device.settle()
-    assert writes < BURST / 2, writes
     device.close()
     again = device_peer(peer, broker, "dev-a")
     assert again.received(wait=3 * QUIET) == []
