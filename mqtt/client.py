@@ -203,6 +203,8 @@ class _Client(paho.Client):
         # Only packets paho does nothing with once written are joined: a QoS 0 PUBLISH calls
         # `on_publish`, and DISCONNECT closes the socket. Only this thread takes from the left.
         waiting = self._out_packet
+        if len(waiting) < 2:
+            return super()._packet_write()
         joined: list[Any] = []
         size = 0
         while waiting:
