@@ -158,24 +158,26 @@ def bench_school(session: Any, box: Any, count: int, *, tag: str, model: str) ->
 
 
 def last_term(database: Any, bench: BenchSchool) -> None:
-    """Move every command so far a term back, before a round's clock starts.
+    """Move the commands of the last term a term back, before a round's clock starts.
 
     The fleet budget counts the last day (a second whole-school wipe within it is refused);
     the table keeps every row, as a school's does, so each round runs against the history
-    before it.
+    before it. Rows moved once stay put: a school's history is not rewritten each day, and
+    rewriting it left every index of `commands` a dead entry per row, round after round.
     """
     from datetime import timedelta
 
     from sqlalchemy import select, update
 
     from server.commands.models import Command
+    from server.db import utcnow
 
     term = timedelta(days=91)
     moved = ("created_at", "approved_at", "expires_at", "sent_at", "received_at", "finished_at")
     with database.begin() as session:
         rows = session.execute(
             select(Command.id, *(getattr(Command, name) for name in moved)).where(
-                Command.school_id == bench.school_id
+                Command.school_id == bench.school_id, Command.created_at > utcnow() - term
             )
         ).all()
         if rows:
