@@ -74,8 +74,8 @@ BATCH_GAP = 0.002
 RETRY_PAUSE = 1.0
 
 
-# Desired states to publish, with the live identity of each device: asked twenty times a second,
-# so built once and read through `ix_device_desired_states_unpublished` (its condition spelt
+# Desired states to publish, with the live identity of each device: asked up to twenty times a
+# second, so built once and read through `ix_device_desired_states_unpublished` (its condition spelt
 # the same way: SQLite uses a partial index only for a WHERE term that matches its own).
 _UNPUBLISHED_STATES = (
     select(DeviceDesiredState, DeviceIdentity)
@@ -347,9 +347,24 @@ class DeviceChannel:
         """Publish now rather than at the next tick (e.g. a device just came online)."""
         self._wake.set()
 
-    def wait_for_work(self, timeout: float) -> None:
-        self._wake.wait(timeout)
-        self._wake.clear()
+    def poll_seconds(self) -> float:
+        """How long the publishing side may wait for a wake-up before it looks at the outboxes.
+
+        While PostgreSQL's notifications on the outbox are heard, whatever queues work wakes it
+        as it commits, so it looks only now and then; otherwise (SQLite, or the listening
+        connection lost) it looks often.
+        """
+        if self._outbox.listening.is_set():
+            return self.settings.outbox_poll_listening_seconds
+        return self.settings.outbox_poll_seconds
+
+    def wait_for_work(self, timeout: float) -> bool:
+        """Wait until woken or `timeout` has passed; whether it was woken."""
+        woken = self._wake.wait(timeout)
+        if woken:
+            # Cleared only when seen: a wake-up just after a timeout is kept for the next wait.
+            self._wake.clear()
+        return woken
 
     # --- publishing -----------------------------------------------------------------
     def _publish_all(self, messages: list[tuple[str, bytes, bool]]) -> bool:

@@ -137,26 +137,47 @@ def run_forever(
     # frozen, it is left out of full collections, which otherwise paused each process for a
     # tenth of a second, mid-round, a couple of times a fleet-wide command.
     settle_process()
-    next_jobs = 0.0
     try:
-        while not stop.is_set():
-            if parent is not None and os.getppid() != parent:
-                log.warning("the worker that started this process has gone; stopping")
-                break
-            if recording is not None:
-                recording.check()
-            if channel is not None and not channel.pump():
-                stop.wait(RETRY_PAUSE)
-            if scheduler is not None and time.monotonic() >= next_jobs:
-                scheduler.run_due()
-                next_jobs = time.monotonic() + tick
-            if channel is not None:
-                # Only the publishing side looks for queued commands between wake-ups.
-                channel.wait_for_work(settings.outbox_poll_seconds if role.publishes else 0.5)
-            else:
-                stop.wait(tick)
+        serve(stop, channel, scheduler, role=role, tick=tick, parent=parent, recording=recording)
     finally:
         if channel is not None:
             channel.stop()
         if recording is not None:
             recording.stop()
+
+
+def serve(
+    stop: threading.Event,
+    channel: DeviceChannel | None,
+    scheduler: Scheduler | None,
+    *,
+    role: Role,
+    tick: float,
+    parent: int | None = None,
+    recording: RecordingProcess | None = None,
+) -> None:
+    """Pump the channel when woken or when its next look is due, and run due jobs, until `stop`."""
+    next_jobs = 0.0
+    next_look = 0.0  # when the channel's side next looks for work unless woken sooner
+    woken = True
+    while not stop.is_set():
+        if parent is not None and os.getppid() != parent:
+            log.warning("the worker that started this process has gone; stopping")
+            return
+        if recording is not None:
+            recording.check()
+        if channel is not None and (woken or time.monotonic() >= next_look):
+            if not channel.pump():
+                stop.wait(RETRY_PAUSE)
+            # Only the publishing side looks for queued commands between wake-ups.
+            every = channel.poll_seconds() if role.publishes else 0.5
+            next_look = time.monotonic() + every
+        if scheduler is not None and time.monotonic() >= next_jobs:
+            if scheduler.run_due() and channel is not None:
+                channel.wake()  # a job may have queued commands (a resend): look at once
+            next_jobs = time.monotonic() + tick
+        if channel is not None:
+            until = next_look if scheduler is None else min(next_look, next_jobs)
+            woken = channel.wait_for_work(max(0.0, until - time.monotonic()))
+        else:
+            stop.wait(tick)

@@ -176,8 +176,8 @@ class DeviceDesiredState(Base):
     """
 
     __tablename__ = "device_desired_states"
-    # What the worker publishes next, in a small index of its own: it asks twenty times a second
-    # and the table has a row for every device with a profile, nearly all of them published.
+    # What the worker publishes next, in a small index of its own: it asks up to twenty times a
+    # second and the table has a row for every device with a profile, nearly all of them published.
     __table_args__ = (
         Index(
             "ix_device_desired_states_unpublished",

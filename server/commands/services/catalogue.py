@@ -71,13 +71,13 @@ def disruption(command_type: str, args: dict[str, Any], *, on_return: bool) -> D
     return Disruption.OUT_OF_USE
 
 
-# A transaction that queues commands says so here as it commits: the workers' publishing side
-# listens (PostgreSQL) rather than finding them at its next look, up to a tick later.
+# A transaction that queues commands or changes a desired state says so here as it commits: the
+# workers' publishing side listens (PostgreSQL) rather than finding them at its next look.
 OUTBOX_CHANNEL = "trolley_outbox"
 
 
 def announce(session: Session) -> None:
-    """Wake the workers' publishing once this transaction commits: commands wait to go out."""
+    """Wake the workers' publishing once this transaction commits: something waits to go out."""
     notify(session, OUTBOX_CHANNEL)
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from device_profiles import Profile as ProfileSettings
 from device_profiles import ProfileValidationError, compile_profile, with_filter_exceptions
+from server.commands.services.catalogue import announce
 from server.db import utcnow
 from server.devices.models import Device, DeviceStatus
 from server.profiles.models import (
@@ -147,6 +148,7 @@ def recompute_desired(
     session.flush()
     if changed:
         log.info("desired state changed for %d devices in school %s", changed, school_id)
+        announce(session)  # the workers publish it as this commits, not at their next look
     return changed
 
 

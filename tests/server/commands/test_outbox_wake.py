@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 
 import pytest
 
+from server.auth.models import Role as StaffRole
+from server.auth.services import create_user
 from server.channel_roles import Role
 from server.commands import services
 from server.db import Listener, utcnow
-from server.device_channel import DeviceChannel
+from server.device_channel import DeviceChannel, broker_url_for_worker
+from server.profiles import services as profiles
+from server.profiles.models import TargetType
+from server.schools.models import School
+from server.worker import serve
 from tests.helpers import Heard
 from tests.server.commands.conftest import Live
 from tests.server.commands.test_channel import _issue
@@ -71,5 +78,96 @@ def test_the_publishing_side_wakes_when_commands_are_queued(live: Live) -> None:
         _issue(live, "wipe_photos", [live.devices[1]])
         waiter.join(30)
         assert waited and waited[0] < 30, "the wait ran on to its end"
+    finally:
+        channel._outbox.stop()
+
+
+def test_changing_a_desired_state_is_announced(live: Live) -> None:
+    """A profile assigned on the web wakes the publishing side too: on PostgreSQL it looks at
+    the outboxes only now and then, so a desired state left unannounced would wait for that."""
+    heard = Heard()
+    listener = Listener(live.database, services.OUTBOX_CHANNEL, heard)
+    listener.start()
+    try:
+        assert heard.wait_for(1), "the listener never listened"
+        with live.database.begin() as session:
+            lead = create_user(
+                session,
+                actor=None,
+                school=session.get_one(School, live.technician.school_id),
+                email=f"l{uuid.uuid4().hex[:6]}@x.example",
+                name="Lead",
+                role=StaffRole.COMPUTING_LEAD,
+                password="long-password-1",
+            )
+            profile = profiles.create_profile(session, lead, name="KS2", start_from="ks2-ipad")
+            profiles.assign(session, lead, profile, TargetType.SCHOOL, lead.school_id)
+        assert heard.wait_for(2), "a changed desired state was not announced"
+        with live.database.begin() as session:
+            assert profiles.recompute_desired(session, live.technician.school_id) == 0
+        time.sleep(0.2)
+        assert heard.count == 2, "recomputing without a change announced something"
+    finally:
+        listener.stop()
+
+
+def test_an_idle_publishing_side_looks_seldom_while_it_hears_the_outbox(live: Live) -> None:
+    """Woken by every transaction that queues work, the publisher needs no look 20 times a
+    second (3% of a core per worker, idle); queued commands still wake it at once."""
+    settings = live.settings.model_copy(update={"outbox_poll_listening_seconds": 30.0})
+    channel = DeviceChannel(
+        live.database,
+        settings,
+        live.box,
+        broker_url=broker_url_for_worker(settings),
+        client_id=f"trolley-idle-{uuid.uuid4().hex[:8]}",
+        role=Role.PUBLISH,
+    )
+    looks = Heard()
+    pump = channel.pump
+
+    def counted() -> bool:
+        looks()
+        return pump()
+
+    channel.pump = counted  # type: ignore[method-assign]
+    channel.start()
+    stop = threading.Event()
+    loop = threading.Thread(
+        target=serve, args=(stop, channel, None), kwargs={"role": Role.PUBLISH, "tick": 5.0}
+    )
+    try:
+        assert channel.connected.wait(10) and channel._outbox.listening.wait(10)
+        assert channel.poll_seconds() == 30.0
+        loop.start()
+        time.sleep(2.5)
+        idle = looks.count
+        # The first look, and one for each of connecting and starting to listen at most.
+        assert 1 <= idle <= 3, f"{idle} looks in 2.5 s idle"
+        _issue(live, "wipe_photos", [live.devices[0]])
+        assert looks.wait_for(idle + 1, timeout=10), "queuing a command did not wake it"
+    finally:
+        stop.set()
+        channel.wake()
+        loop.join(10)
+        channel.stop()
+
+
+def test_without_notifications_the_publishing_side_looks_often(live: Live) -> None:
+    """Until the listener hears the outbox (never, on SQLite: it has no notifications), the
+    short look."""
+    channel = DeviceChannel(
+        live.database,
+        live.settings,
+        live.box,
+        broker_url="mqtt://nobody:nothing@127.0.0.1:9",  # never connected
+        client_id="trolley-look-test",
+        role=Role.PUBLISH,
+    )
+    assert channel.poll_seconds() == live.settings.outbox_poll_seconds
+    channel._outbox.start()
+    try:
+        assert channel._outbox.listening.wait(10)
+        assert channel.poll_seconds() == live.settings.outbox_poll_listening_seconds
     finally:
         channel._outbox.stop()
