@@ -219,22 +219,45 @@ def wipe_every_device(database: Any, bench: BenchSchool) -> str:
 
 
 def wait_batch_done(database: Any, batch: str, count: int, timeout: float = 900) -> None:
-    """Poll until every command of the batch is recorded `done`."""
+    """Poll until every command of the batch is recorded `done`.
+
+    Each look asks whether any of the batch is still on its way, through the index on status
+    and creation time (a batch is created at one instant, and a bench's database holds nothing
+    else created then), which reads just the commands still in flight. Counting the batch's
+    `done` rows instead read all of them, 3 ms of PostgreSQL a look at 10,000 devices, and with
+    a look every 1% of the time so far that was a twentieth of the machine's work in a round,
+    taken from what it timed.
+    """
     from sqlalchemy import func, select
 
-    from server.commands.models import Command, CommandStatus
+    from server.commands.models import FINISHED, Command, CommandStatus
 
-    query = select(func.count()).where(
-        Command.batch_id == batch, Command.status == CommandStatus.DONE
+    with database.session(write=False) as session:
+        created = session.scalar(select(Command.created_at).where(Command.batch_id == batch))
+    in_flight = (
+        select(Command.id)
+        .where(
+            Command.status.in_([status for status in CommandStatus if status not in FINISHED]),
+            # Not the batch id as well: the planner would join in that index, which holds an
+            # entry for every version of every command of the batch.
+            Command.created_at == created,
+        )
+        .limit(1)
     )
     started = time.monotonic()
     while time.monotonic() < started + timeout:
         # A reading session, as a page would use: on SQLite a writing one would take the write
         # lock from the workers it is timing.
         with database.session(write=False) as session:
-            if int(session.scalar(query) or 0) >= count:
+            if session.scalar(in_flight) is None:
+                done = session.scalar(
+                    select(func.count()).where(
+                        Command.batch_id == batch, Command.status == CommandStatus.DONE
+                    )
+                )
+                if done != count:
+                    raise RuntimeError(f"{done} of the batch's {count} commands were done")
                 return
-        # Counting a batch of 10,000 costs milliseconds: every 20 ms it took a good share of a
-        # core from the workers. Looking every 1% of the time so far keeps the error at 1%.
+        # Every 1% of the time so far: the end is seen within 1% of it, at 20 ms at least.
         time.sleep(min(0.5, max(0.02, (time.monotonic() - started) / 100)))
     raise RuntimeError(f"the batch {batch} was not done within {timeout:.0f} s")
