@@ -63,7 +63,7 @@ def has_outgoing(session: Session, *, now: datetime) -> bool:
 
 # The live identities of the devices a claim's commands are for.
 _LIVE_IDENTITIES = select(
-    DeviceIdentity.id, DeviceIdentity.device_id, DeviceIdentity.mqtt_id, DeviceIdentity.last_seq
+    DeviceIdentity.id, DeviceIdentity.device_id, DeviceIdentity.mqtt_id
 ).where(one_of(DeviceIdentity.device_id, "ids"), DeviceIdentity.revoked_at.is_(None))
 
 
@@ -117,25 +117,34 @@ def claim_outgoing(session: Session, *, now: datetime, limit: int = 500) -> list
         claimed += [(row, identities[row.device_id]) for row in rows if row.device_id in identities]
         if len(rows) < wanted:
             break
-    got: Counter[int] = Counter()  # identity id → how many of these commands it gets
-    out = []
-    for row, identity in sorted(claimed, key=lambda pair: (pair[1].id, pair[0].id)):
-        got[identity.id] += 1
-        out.append(_outgoing(row, identity.mqtt_id, identity.last_seq + got[identity.id]))
-    # One statement for each number of commands an identity got (nearly always just one).
+    got = Counter(identity.id for _row, identity in claimed)  # identity → its commands here
+    # Each count moves on first and is read back as it moved: a second worker claiming for the
+    # same device meanwhile waits for this one's commit and numbers after it. (Numbering from
+    # the count read with the commands gave both workers the same numbers.) One statement for
+    # each number of commands an identity got (nearly always just one).
     taken: dict[int, list[int]] = {}
     for identity_id, count in got.items():
         taken.setdefault(count, []).append(identity_id)
+    last: dict[int, int] = {}
     for count, ids in taken.items():
-        session.execute(_SEQ_MOVES_ON, {"ids": ids, "count": count})
+        moved = session.execute(_SEQ_MOVES_ON, {"ids": ids, "count": count})
+        last.update((row.id, row.last_seq) for row in moved)
+    given: Counter[int] = Counter()
+    out = []
+    for row, identity in sorted(claimed, key=lambda pair: (pair[1].id, pair[0].id)):
+        given[identity.id] += 1
+        seq = last[identity.id] - got[identity.id] + given[identity.id]
+        out.append(_outgoing(row, identity.mqtt_id, seq))
     return out
 
 
-# Each identity's count moves on by the commands it got: one statement per count.
+# Each identity's count moves on by the commands it got (one statement per count), and comes back.
+_IDENTITIES = table(DeviceIdentity).c
 _SEQ_MOVES_ON = (
     update(table(DeviceIdentity))
-    .where(one_of(table(DeviceIdentity).c.id, "ids"))
-    .values(last_seq=table(DeviceIdentity).c.last_seq + bindparam("count", type_=Integer))
+    .where(one_of(_IDENTITIES.id, "ids"))
+    .values(last_seq=_IDENTITIES.last_seq + bindparam("count", type_=Integer))
+    .returning(_IDENTITIES.id, _IDENTITIES.last_seq)
 )
 
 _COMMANDS = table(Command).c
