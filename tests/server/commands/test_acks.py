@@ -78,25 +78,26 @@ def channel(
     made.client.loop_stop()
 
 
+def new_sender(session: Session, device: Device) -> Sender:
+    """A live identity with a key of its own for `device`, committed."""
+    key = Ed25519PrivateKey.generate()
+    identity = DeviceIdentity(
+        school_id=device.school_id,
+        device_id=device.id,
+        mqtt_id=f"dev-{uuid.uuid4().hex[:12]}",
+        public_key=encode_public_key(key.public_key()),
+        kid=key_id(key.public_key()),
+        broker_secret_hash="h",
+        platform="simulated",
+    )
+    session.add(identity)
+    session.commit()
+    return Sender(identity, key)
+
+
 @pytest.fixture
 def sender(session: Session, make_device: Callable[..., Device]) -> Callable[[], Sender]:
-    def make() -> Sender:
-        device = make_device()
-        key = Ed25519PrivateKey.generate()
-        identity = DeviceIdentity(
-            school_id=device.school_id,
-            device_id=device.id,
-            mqtt_id=f"dev-{uuid.uuid4().hex[:12]}",
-            public_key=encode_public_key(key.public_key()),
-            kid=key_id(key.public_key()),
-            broker_secret_hash="h",
-            platform="simulated",
-        )
-        session.add(identity)
-        session.commit()
-        return Sender(identity, key)
-
-    return make
+    return lambda: new_sender(session, make_device())
 
 
 def _sent(session: Session, sender: Sender, command_type: str = "wipe_photos") -> Command:

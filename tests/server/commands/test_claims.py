@@ -6,18 +6,16 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from datetime import timedelta
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from mqtt.envelope import encode_public_key, key_id
 from server.commands import services
-from server.commands.models import Command, CommandStatus
+from server.commands.models import CommandStatus
 from server.commands.services import Outgoing
 from server.db import Database, utcnow
 from server.enrolment.models import DeviceIdentity
 from server.schools.services import create_school
+from tests.server.commands.test_acks import _sent, new_sender
 from tests.server.conftest import KIOSK, new_device
 
 pytestmark = [
@@ -37,33 +35,11 @@ def test_two_workers_claiming_for_one_device_at_once_give_it_two_numbers(live_ur
         device = new_device(school.id, "CLAIM-1", f"CL{uuid.uuid4().hex[:8].upper()}", **KIOSK)
         session.add(device)
         session.flush()
-        key = Ed25519PrivateKey.generate().public_key()
-        identity = DeviceIdentity(
-            school_id=school.id,
-            device_id=device.id,
-            mqtt_id=f"dev-{uuid.uuid4().hex[:12]}",
-            public_key=encode_public_key(key),
-            kid=key_id(key),
-            broker_secret_hash="h",
-            platform="simulated",
-        )
-        session.add(identity)
-        session.add_all(
-            Command(
-                school_id=school.id,
-                device_id=device.id,
-                cmd_id=str(uuid.uuid4()),
-                type=command_type,
-                args={},
-                status=CommandStatus.QUEUED,
-                created_at=now,
-                approved_at=now,
-                expires_at=now + timedelta(days=1),
-            )
-            for command_type in ("lost_mode", "wipe_photos")
-        )
-        session.flush()
-        identity_id = identity.id
+        sender = new_sender(session, device)
+        for command_type in ("lost_mode", "wipe_photos"):
+            command = _sent(session, sender, command_type)
+            command.status, command.seq, command.mqtt_id = CommandStatus.QUEUED, None, None
+        identity_id = sender.identity.id
     claims: dict[str, list[Outgoing]] = {}
     first_claimed, first_may_commit = threading.Event(), threading.Event()
 
