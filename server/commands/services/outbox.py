@@ -125,16 +125,14 @@ def claim_outgoing(session: Session, *, now: datetime, limit: int = 500) -> list
     taken: dict[int, list[int]] = {}
     for identity_id, count in got.items():
         taken.setdefault(count, []).append(identity_id)
-    last: dict[int, int] = {}
+    numbered: dict[int, int] = {}  # identity id → the number given last (before its first here)
     for count, ids in taken.items():
         moved = session.execute(_SEQ_MOVES_ON, {"ids": ids, "count": count})
-        last.update((row.id, row.last_seq) for row in moved)
-    given: Counter[int] = Counter()
+        numbered.update((row.id, row.last_seq - count) for row in moved)
     out = []
     for row, identity in sorted(claimed, key=lambda pair: (pair[1].id, pair[0].id)):
-        given[identity.id] += 1
-        seq = last[identity.id] - got[identity.id] + given[identity.id]
-        out.append(_outgoing(row, identity.mqtt_id, seq))
+        numbered[identity.id] += 1
+        out.append(_outgoing(row, identity.mqtt_id, numbered[identity.id]))
     return out
 
 
