@@ -1,9 +1,10 @@
 """Typed domain events: how the device channel tells the domains above it what a device did.
 
 The commands domain sits below escrow, disposals, licences, profiles and losses (they queue
-commands), so it cannot import them. It publishes an event instead; each listening domain's
-`handlers.py` says what it does with it. Every handler is connected in one place,
-`connect_handlers()`, and an event nobody listens to is a start-up error, never silence.
+commands), so it cannot import them; nor can enrolment, whose keys profiles signs with. They
+publish an event instead; each listening domain's `handlers.py` says what it does with it. Every
+handler is connected in one place, `connect_handlers()`, and an event nobody listens to is a
+start-up error, never silence.
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ class DeviceEvent(Event):
 @dataclass(frozen=True)
 class FactoryResetConfirmed(DeviceEvent):
     """The device acknowledged a factory reset: it is erased and must be enrolled again."""
+
+
+@dataclass(frozen=True)
+class DeviceEnrolled(DeviceEvent):
+    """The device has a new broker identity: what went out on the old one's topics must go again."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,7 @@ class NetworksReported(Event):
 
 EVENTS: tuple[type[Event], ...] = (
     FactoryResetConfirmed,
+    DeviceEnrolled,
     AppsReported,
     ProfileReported,
     DeviceCameOnline,

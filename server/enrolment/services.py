@@ -311,6 +311,7 @@ def enrol(
     session.add(identity)
     row.used_at = now
     session.flush()
+    events.publish(events.DeviceEnrolled(session, device, now))
     signing = server_key(session, box)
     add_event(
         session,

@@ -88,10 +88,17 @@ def test_lost_mode_shows_the_message_and_locks(stack: Stack) -> None:
 
 def test_factory_reset_after_approval_then_enrol_again(stack: Stack) -> None:
     """P-LEAVE-1: an approved reset is confirmed over HTTP, erases the device, revokes its identity
-    and destroys its escrowed PIN; enrolling again gives the device a new identity that works."""
+    and destroys its escrowed PIN; enrolling again gives the device a new identity that works.
+    P-PROFILE-1: the erased device is no longer shown enforcing its profile, and enrolled again
+    it is sent the profile on its new identity, applies it and reports it."""
     [device] = stack.add_devices(1)
     [kiosk] = stack.enrol([device], photos=3)
     _online(stack, 1)
+    with stack.database.begin() as session:
+        lead = session.merge(stack.lead)
+        profile = profiles.create_profile(session, lead, name="Exam kiosk", start_from="exam-kiosk")
+        profiles.assign(session, lead, profile, "location", stack.trolley_id)
+    wait_until(lambda: _compliance(stack, device) == "compliant", 30, "the profile applied")
     old_id = load_config(kiosk.data_dir).device_id
     with stack.database.begin() as session:
         escrow.deposit(
@@ -123,6 +130,7 @@ def test_factory_reset_after_approval_then_enrol_again(stack: Stack) -> None:
     wait_until(lambda: not is_enrolled(kiosk.data_dir), 15, "the kiosk to forget its enrolment")
     assert kiosk.photos() == 0
     assert kiosk.ran("factory_reset") == 1
+    assert _compliance(stack, device) == "pending"
     with stack.database.begin() as session:
         identity = session.scalar(select(DeviceIdentity).where(DeviceIdentity.mqtt_id == old_id))
         assert identity is not None and identity.revoked_at is not None
@@ -152,6 +160,15 @@ def test_factory_reset_after_approval_then_enrol_again(stack: Stack) -> None:
         assert live == [new_id]
         sent_to = session.scalar(select(Command.mqtt_id).where(Command.cmd_id == ping["cmd_id"]))
         assert sent_to == new_id
+    wait_until(lambda: _compliance(stack, device) == "compliant", 30, "the profile applied again")
+    assert again.state()["profile"] is not None
+
+
+def _compliance(stack: Stack, device: Device) -> str | None:
+    """The device's compliance state as the profile pages show it."""
+    with stack.database.begin() as session:
+        row = profiles.device_compliance(session, session.get_one(Device, device.id))
+        return None if row is None else row.state
 
 
 def test_enrolling_again_replaces_the_identity(stack: Stack) -> None:

@@ -12,7 +12,8 @@ from server.domains import import_part
 
 
 def test_every_event_is_heard_by_the_domains_that_must_act_on_it() -> None:
-    """A factory reset reaches escrow and disposals; reports reach licences, profiles, losses."""
+    """A factory reset reaches escrow, disposals and profiles; an enrolment reaches profiles;
+    reports reach licences, profiles, losses."""
     namespace = Namespace()
     events.wire(import_part("handlers"), namespace)
     heard = {
@@ -22,7 +23,12 @@ def test_every_event_is_heard_by_the_domains_that_must_act_on_it() -> None:
         for kind in events.EVENTS
     }
     assert heard == {
-        "FactoryResetConfirmed": ["server.disposals.handlers", "server.escrow.handlers"],
+        "FactoryResetConfirmed": [
+            "server.disposals.handlers",
+            "server.escrow.handlers",
+            "server.profiles.handlers",
+        ],
+        "DeviceEnrolled": ["server.profiles.handlers"],
         "AppsReported": ["server.licences.handlers"],
         "ProfileReported": ["server.profiles.handlers"],
         "DeviceCameOnline": ["server.losses.handlers"],

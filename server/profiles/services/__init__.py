@@ -2,8 +2,8 @@
 
 # Public functions that change something commit once, so a page's change is whole or absent;
 # those documented as "joins the caller's transaction" (the worker's `mark_published` and
-# `record_applied`, `recompute_desired`, `expire_exceptions`) flush and leave the commit to their
-# caller.
+# `record_applied`, the handlers' `publish_again` and `forget_applied`, `recompute_desired`,
+# `expire_exceptions`) flush and leave the commit to their caller.
 
 # The trail's entries and the clock are read through this package by its callers too.
 from server.activity.models import ActivityEntry
@@ -25,7 +25,13 @@ from server.profiles.pages import (
     ReportedSummary,
     Resolution,
 )
-from server.profiles.services.applied import desired_state, mark_published, record_applied
+from server.profiles.services.applied import (
+    desired_state,
+    forget_applied,
+    mark_published,
+    publish_again,
+    record_applied,
+)
 from server.profiles.services.assignments import assign, get_assignment, list_assignments, unassign
 from server.profiles.services.compliance_report import (
     compliance,
@@ -185,6 +191,7 @@ __all__ = [
     "expire_exceptions",
     "export",
     "filtering_history",
+    "forget_applied",
     "get_assignment",
     "get_exception",
     "get_group",
@@ -211,6 +218,7 @@ __all__ = [
     "preview",
     "preview_unblock",
     "previews",
+    "publish_again",
     "recompute_desired",
     "reconcile_all",
     "record_applied",

@@ -7,9 +7,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from server.commands.services.catalogue import announce
 from server.devices.models import Device
 from server.devices.services import add_event
 from server.profiles.models import (
@@ -39,6 +40,38 @@ def mark_published(session: Session, device_id: int, sha256: str, at: datetime) 
         .execution_options(synchronize_session="fetch")
     )
     return bool(getattr(result, "rowcount", 0))
+
+
+def publish_again(session: Session, device: Device) -> None:
+    """The device's desired state is due again: a new identity's topics hold none of it; joins
+    the caller's transaction."""
+    result = session.execute(
+        update(DeviceDesiredState)
+        .where(
+            DeviceDesiredState.device_id == device.id,
+            DeviceDesiredState.published_sha256.is_not(None),
+        )
+        .values(published_sha256=None, published_at=None)
+        .execution_options(synchronize_session="fetch")
+    )
+    if getattr(result, "rowcount", 0):
+        announce(session)
+
+
+def forget_applied(session: Session, device: Device, at: datetime) -> None:
+    """The device confirmed at `at` that it was erased: what it applied is no longer known, and
+    its profile is due again once it is enrolled; joins the caller's transaction."""
+    status = session.scalar(
+        select(DeviceProfileStatus).where(DeviceProfileStatus.device_id == device.id)
+    )
+    if status is not None:
+        # Kept, with the erase as its last word: a report sent before it and arriving late is
+        # older, and changes nothing (`record_applied`).
+        status.applied_sha256, status.reported_at = None, max(status.reported_at, at)
+        status.settings_sha256 = status.settings_at = None
+        status.settings_reported = status.settings_not_enforced = None
+    session.execute(delete(DeviceAppliedSetting).where(DeviceAppliedSetting.device_id == device.id))
+    publish_again(session, device)
 
 
 def record_applied(
