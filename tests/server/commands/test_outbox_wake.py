@@ -8,13 +8,17 @@ import time
 import uuid
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from mqtt.envelope import encode_public_key
 from server.auth.models import Role as StaffRole
 from server.auth.services import create_user
 from server.channel_roles import Role
 from server.commands import services
 from server.db import Listener, utcnow
 from server.device_channel import DeviceChannel, broker_url_for_worker
+from server.devices.models import Device
+from server.enrolment.services import enrol, issue_enrolment_token
 from server.profiles import services as profiles
 from server.profiles.models import TargetType
 from server.schools.models import School
@@ -82,9 +86,12 @@ def test_the_publishing_side_wakes_when_commands_are_queued(live: Live) -> None:
         channel._outbox.stop()
 
 
-def test_changing_a_desired_state_is_announced(live: Live) -> None:
+def test_changing_a_desired_state_or_enrolling_a_device_that_has_one_is_announced(
+    live: Live,
+) -> None:
     """A profile assigned on the web wakes the publishing side too: on PostgreSQL it looks at
-    the outboxes only now and then, so a desired state left unannounced would wait for that."""
+    the outboxes only now and then, so a desired state left unannounced would wait for that.
+    So does a device's new enrolment, whose new identity is to be sent its profile."""
     heard = Heard()
     listener = Listener(live.database, services.OUTBOX_CHANNEL, heard)
     listener.start()
@@ -107,6 +114,18 @@ def test_changing_a_desired_state_is_announced(live: Live) -> None:
             assert profiles.recompute_desired(session, live.technician.school_id) == 0
         time.sleep(0.2)
         assert heard.count == 2, "recomputing without a change announced something"
+        with live.database.begin() as session:
+            device = session.get_one(Device, live.devices[0].id)
+            _token, payload = issue_enrolment_token(session, None, device, live.settings)
+            enrol(
+                session,
+                live.box,
+                live.settings,
+                token=payload.token,
+                public_key=encode_public_key(Ed25519PrivateKey.generate().public_key()),
+                platform="simulated",
+            )
+        assert heard.wait_for(3), "a new identity's profile was not announced"
     finally:
         listener.stop()
 
