@@ -603,8 +603,10 @@ class DeviceChannel:
             reports: list[tuple[DeviceIdentity, Report]] = []
             for sender, news in later:
                 identity = identities.get(sender.id)
-                if identity is None:
-                    continue  # removed since it was read; nothing of it is left to update
+                if identity is None or identity.revoked_at is not None:
+                    # Removed or revoked since it was read: a factory reset this batch confirmed
+                    # (acks go first), and what the device said before its erase no longer stands.
+                    continue
                 if isinstance(news, Report):
                     reports.append((identity, news))
                     continue

@@ -32,6 +32,7 @@ from server.crypto import SecretBox
 from server.db import Database, utcnow
 from server.device_channel import UNKNOWN_FOR, DeviceChannel
 from server.devices.models import Device, DeviceEvent
+from server.devices.services import protection_of
 from server.enrolment.models import DeviceIdentity
 from tests.server.conftest import settings_on
 
@@ -706,3 +707,36 @@ def test_a_batch_takes_what_follows_closely_and_no_more(
     taken = channel._take_batch(("t", b"first"))
     assert time.monotonic() - began < 0.6 and 2 <= len(taken) < 21
     feeder.join()
+
+
+def test_a_report_from_before_a_reset_in_the_same_batch_does_not_undo_the_erase(
+    session: Session, channel: DeviceChannel, sender: Callable[[], Sender], now: datetime
+) -> None:
+    """P-REG-7: a device reports its passcode on, then confirms a factory reset; the batch holds
+    both and records acks first, but the report, made before the erase by an identity the reset
+    revoked, no longer stands: passcode and encryption stay not known, and it is not online."""
+    device = sender()
+    reset = _sent(session, device, "factory_reset")
+    stamp = int(now.timestamp())
+    report = Report(
+        kid=device.identity.kid,
+        device_id=device.identity.mqtt_id,
+        iat=stamp,
+        exp=stamp + 600,
+        passcode=True,
+        storage_encrypted=True,
+    )
+    mqtt_id = device.identity.mqtt_id
+    channel.process(
+        [
+            (reported_topic(mqtt_id), sign(report.to_body(), device.key)),
+            (status_topic(mqtt_id), b"online"),
+            device.ack(reset, AckState.DONE),
+        ]
+    )
+    assert _fresh(session, reset).status is CommandStatus.DONE
+    erased = session.get_one(Device, device.identity.device_id)
+    protection = protection_of(session, erased)
+    assert protection.gap and protection.passcode.startswith("Not known")
+    identity = session.get_one(DeviceIdentity, device.identity.id)
+    assert identity.revoked_at is not None and not identity.online
