@@ -246,6 +246,12 @@ def record_installed_apps(
 # --- licence records ----------------------------------------------------------------------
 
 
+def forget_installed_apps(session: Session, device: Device) -> None:
+    """The device confirmed it was erased: nothing is installed on it until it reports again
+    (joins the caller's transaction)."""
+    session.execute(delete(InstalledApp).where(InstalledApp.device_id == device.id))
+
+
 def get_licence(session: Session, school_id: int, licence_id: int) -> Licence:
     licence = session.scalar(
         select(Licence).where(Licence.id == licence_id, Licence.school_id == school_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
@@ -10,8 +11,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mqtt.messages import AckState
 from server.activity.models import ActivityEntry
 from server.auth.models import Role, User
+from server.commands import services as commands
+from server.commands.models import Command, CommandStatus
 from server.db import utcnow
 from server.devices.models import Device, DeviceStatus
 from server.errors import NotFound, ValidationFailed
@@ -339,3 +343,36 @@ def test_a_technician_edits_licences_without_reading_reports(
     )
     assert made.status_code == 302 and made.headers["Location"].startswith("/licences")
     assert "Pages" in client.get("/licences").get_data(as_text=True)
+
+
+def test_an_erased_device_holds_no_seat_until_it_reports_again(
+    session: Session, sbm: User, make_device: Callable[..., Device]
+) -> None:
+    """P-REG-5: once a device confirms a factory reset its apps are gone, so it no longer counts
+    against any licence nor as a device that reported its apps; its next report counts again."""
+    kept, erased = make_device(), make_device()
+    licence = _licence(session, sbm, "com.example.Purple", 1)
+    _install(session, [kept, erased], "com.example.Purple")
+    assert services.reconcile(session, sbm.school_id, today=TODAY).over_deployed
+    now = utcnow()
+    reset = Command(
+        school_id=erased.school_id,
+        device_id=erased.id,
+        cmd_id=str(uuid.uuid4()),
+        type="factory_reset",
+        args={},
+        status=CommandStatus.SENT,
+        created_at=now,
+        expires_at=now + timedelta(days=1),
+    )
+    session.add(reset)
+    session.flush()
+    commands.record_answer(session, reset, AckState.DONE, "", {}, now=now)
+    session.commit()
+    assert services.apps_on_device(session, erased) == []
+    result = services.reconcile(session, sbm.school_id, today=TODAY)
+    assert [(line.licence.id, line.installed) for line in result.lines] == [(licence.id, 1)]
+    assert result.devices_reporting == 1 and not result.over_deployed
+    services.record_installed_apps(session, erased, [{"app_id": "com.example.Purple"}], utcnow())
+    session.commit()
+    assert services.reconcile(session, sbm.school_id, today=TODAY).over_deployed
