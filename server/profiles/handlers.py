@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.events import DeviceEnrolled, FactoryResetConfirmed, ProfileReported
+from server.events import DeviceEnrolled, ProfileReported
 from server.profiles import services
 
 
@@ -23,13 +23,7 @@ def on_enrolled(event: DeviceEnrolled) -> None:
     services.publish_again(event.session, event.device)
 
 
-def on_erased(event: FactoryResetConfirmed) -> None:
-    """An erased device enforces nothing until it reports again (P-PROFILE-1)."""
-    services.forget_applied(event.session, event.device, event.at)
-
-
 HANDLERS = (
     (ProfileReported, on_record_applied),
     (DeviceEnrolled, on_enrolled),
-    (FactoryResetConfirmed, on_erased),
 )

@@ -18,13 +18,7 @@ from server.commands.models import FINISHED, Command, CommandStatus
 from server.commands.services.catalogue import label
 from server.db import expire_loaded, one_of, table
 from server.devices.models import Device
-from server.devices.services import (
-    EventLine,
-    add_event,
-    add_events,
-    forget_protection,
-    record_protection,
-)
+from server.devices.services import EventLine, add_event, add_events, record_protection
 from server.enrolment.models import DeviceIdentity
 from server.enrolment.services import revoke_identities
 
@@ -276,7 +270,6 @@ def _finished(
     elif command.type == "factory_reset":
         device = session.get_one(Device, command.device_id)
         revoke_identities(session, device, now=now, why="factory reset acknowledged")
-        forget_protection(session, device, now)
         summary = "Factory reset confirmed by the device; it must be enrolled again"
         events.publish(events.FactoryResetConfirmed(session, device, now))
     return EventLine(command.school_id, command.device_id, summary, details)

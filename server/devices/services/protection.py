@@ -72,22 +72,6 @@ def record_protection(
     return row
 
 
-ERASED = "the device was erased by a factory reset"
-
-
-def forget_protection(session: Session, device: Device, at: datetime) -> None:
-    """The device confirmed at `at` that it was erased: its passcode and encryption are not known
-    until it reports again; joins the caller's transaction."""
-    row = session.scalar(select(DeviceProtection).where(DeviceProtection.device_id == device.id))
-    if row is None or row.reported_at > at:
-        return
-    # The erase is the latest word, so a report from before it arriving late changes nothing.
-    row.passcode = row.storage_encrypted = None
-    row.passcode_detail = row.encryption_detail = ERASED
-    row.reported_at = at
-    session.flush()
-
-
 def protection_of(session: Session, device: Device) -> Protection:
     """The device's passcode and encryption as it last reported them, in words."""
     row = session.scalar(select(DeviceProtection).where(DeviceProtection.device_id == device.id))

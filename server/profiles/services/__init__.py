@@ -2,8 +2,8 @@
 
 # Public functions that change something commit once, so a page's change is whole or absent;
 # those documented as "joins the caller's transaction" (the worker's `mark_published` and
-# `record_applied`, the handlers' `publish_again` and `forget_applied`, `recompute_desired`,
-# `expire_exceptions`) flush and leave the commit to their caller.
+# `record_applied`, the handler's `publish_again`, `recompute_desired`, `expire_exceptions`)
+# flush and leave the commit to their caller.
 
 # The trail's entries and the clock are read through this package by its callers too.
 from server.activity.models import ActivityEntry
@@ -27,7 +27,6 @@ from server.profiles.pages import (
 )
 from server.profiles.services.applied import (
     desired_state,
-    forget_applied,
     mark_published,
     publish_again,
     record_applied,
@@ -191,7 +190,6 @@ __all__ = [
     "expire_exceptions",
     "export",
     "filtering_history",
-    "forget_applied",
     "get_assignment",
     "get_exception",
     "get_group",

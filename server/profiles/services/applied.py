@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from server.commands.services.catalogue import announce
@@ -57,22 +57,6 @@ def publish_again(session: Session, device: Device) -> None:
     if desired_state(session, device) is not None:
         # Published as this commits, a first enrolment's too, rather than at the next look.
         announce(session)
-
-
-def forget_applied(session: Session, device: Device, at: datetime) -> None:
-    """The device confirmed at `at` that it was erased: what it applied is no longer known, and
-    its profile is due again once it is enrolled; joins the caller's transaction."""
-    status = session.scalar(
-        select(DeviceProfileStatus).where(DeviceProfileStatus.device_id == device.id)
-    )
-    if status is not None:
-        # Kept, with the erase as its last word: a report sent before it and arriving late is
-        # older, and changes nothing (`record_applied`).
-        status.applied_sha256, status.reported_at = None, max(status.reported_at, at)
-        status.settings_sha256 = status.settings_at = None
-        status.settings_reported = status.settings_not_enforced = None
-    session.execute(delete(DeviceAppliedSetting).where(DeviceAppliedSetting.device_id == device.id))
-    publish_again(session, device)
 
 
 def record_applied(

@@ -3,7 +3,6 @@ devices where either is off or not known."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -11,10 +10,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mqtt.messages import AckState, Report
+from mqtt.messages import Report
 from server.auth.models import Role, User
 from server.commands import services as commands
-from server.commands.models import Command, CommandStatus
 from server.devices import services
 from server.devices.models import Device, DeviceEvent, DeviceStatus
 from server.enrolment.services import active_identity
@@ -112,56 +110,3 @@ def test_a_later_report_that_does_not_say_makes_it_not_known_again(
     protection = services.protection_of(session, device)
     assert protection.gap and protection.reported_at == later
     assert protection.passcode.startswith("Not known")
-
-
-def test_an_erased_device_has_no_passcode_or_encryption_anyone_knows_of(
-    session: Session, make_device: Callable[..., Device], enrolled: Callable[[Device], Device]
-) -> None:
-    """P-REG-7: once a device confirms a factory reset, its report from before the erase is not
-    carried forward (an erased iPad has no passcode): both are "not known" until it reports
-    again, and a report sent before the erase and arriving late changes nothing."""
-    device = enrolled(make_device())
-    services.record_protection(
-        session, device, passcode=True, storage_encrypted=True, details={}, at=NOW
-    )
-    identity = active_identity(session, device)
-    assert identity is not None
-    reset = Command(
-        school_id=device.school_id,
-        device_id=device.id,
-        cmd_id=str(uuid.uuid4()),
-        type="factory_reset",
-        args={},
-        status=CommandStatus.SENT,
-        created_at=NOW,
-        expires_at=NOW + timedelta(days=1),
-        mqtt_id=identity.mqtt_id,
-    )
-    session.add(reset)
-    session.flush()
-    erased = NOW + timedelta(hours=1)
-    commands.record_answer(session, reset, AckState.DONE, "", {}, now=erased)
-    services.record_protection(
-        session,
-        device,
-        passcode=True,
-        storage_encrypted=True,
-        details={},
-        at=NOW + timedelta(minutes=30),
-    )
-    session.commit()
-    protection = services.protection_of(session, device)
-    assert protection.gap and protection.reported_at == erased
-    assert protection.passcode.startswith("Not known") and "factory reset" in protection.passcode
-    assert protection.encryption.startswith("Not known")
-    assert services.protection_summary(session, device.school_id)["protected"] == 0
-    services.record_protection(
-        session,
-        device,
-        passcode=True,
-        storage_encrypted=True,
-        details={},
-        at=erased + timedelta(minutes=5),
-    )
-    session.commit()
-    assert not services.protection_of(session, device).gap

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
+from mqtt.messages import AckState
 from server.auth.models import Role, User
+from server.commands import services as commands
+from server.commands.models import Command, CommandStatus
 from server.devices.models import Device
 from server.devices.services import record_protection
 from server.losses import services
@@ -48,7 +52,8 @@ def test_breach_facts_are_what_the_device_reported_and_when(
     head: User,
 ) -> None:
     """P-LOSS-2, P-REG-7: enforced settings, the ones it could not, passcode and encryption,
-    each as the device itself said two days before the loss."""
+    each as the device itself said two days before the loss; erasing the lost device remotely
+    (a factory reset it confirms) leaves them as it said them."""
     lead = make_user(Role.COMPUTING_LEAD)
     profile = profiles.create_profile(session, lead, name="KS2 iPads", start_from="ks2-ipad")
     profiles.assign(session, lead, profile, "school", school.id)
@@ -73,6 +78,20 @@ def test_breach_facts_are_what_the_device_reported_and_when(
     )
     session.commit()
     loss = report(device)
+    erase = Command(
+        school_id=device.school_id,
+        device_id=device.id,
+        cmd_id=str(uuid.uuid4()),
+        type="factory_reset",
+        args={},
+        status=CommandStatus.SENT,
+        created_at=NOW,
+        expires_at=NOW + timedelta(days=1),
+    )
+    session.add(erase)
+    session.flush()
+    commands.record_answer(session, erase, AckState.DONE, "", {}, now=NOW + timedelta(minutes=30))
+    session.commit()
     facts = services.known_facts(session, loss)
     assert facts.profile_name == "KS2 iPads"
     assert facts.passcode.startswith("Yes") and "2 days" in facts.passcode

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,10 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mqtt.envelope import encode_public_key
-from mqtt.messages import AckState
 from server.auth.models import Role, User
-from server.commands import services as commands
-from server.commands.models import Command, CommandStatus
 from server.crypto import SecretBox
 from server.device_channel import _UNPUBLISHED_STATES
 from server.devices.models import Device, DeviceEvent, Platform
@@ -333,54 +329,3 @@ def test_a_device_enrolled_again_is_sent_its_profile_on_its_new_identity(
     assert _due(session) == []
     second = _enrol(app, session, device)
     assert _due(session) == [(device.id, second.mqtt_id)]
-
-
-def test_an_erased_device_is_not_shown_enforcing_what_it_applied_before(
-    app: Flask,
-    session: Session,
-    lead: User,
-    places: Places,
-    make_device: Callable[..., Device],
-    make_profile: Callable[..., Profile],
-) -> None:
-    """P-PROFILE-1: once a device confirms a factory reset it enforces nothing Trolley knows of:
-    every setting is "not known" and it waits for the device, a report sent before the erase
-    and arriving late changes nothing, and the device's next report counts again."""
-    device = make_device(home=places.trolley, platform=Platform.LINUX)
-    identity = _enrol(app, session, device)
-    services.assign(session, lead, make_profile("Kiosks"), "location", places.trolley.id)
-    row = _report_all(session, device, NOW + timedelta(minutes=1))
-    assert services.device_compliance(session, device).state == "compliant"  # type: ignore[union-attr]
-    reset = Command(
-        school_id=device.school_id,
-        device_id=device.id,
-        cmd_id=str(uuid.uuid4()),
-        type="factory_reset",
-        args={},
-        status=CommandStatus.SENT,
-        created_at=NOW,
-        expires_at=NOW + timedelta(days=1),
-        mqtt_id=identity.mqtt_id,
-    )
-    session.add(reset)
-    session.flush()
-    erased = NOW + timedelta(minutes=5)
-    commands.record_answer(session, reset, AckState.DONE, "", {}, now=erased)
-    session.commit()
-    compliance = services.device_compliance(session, device)
-    assert compliance is not None and compliance.state == "pending"
-    assert {r.state for r in services.applied_view(session, device).rows} == {"not_known"}
-    services.record_applied(
-        session,
-        device,
-        row.sha256,
-        NOW + timedelta(minutes=4),
-        settings=_every(row),
-        settings_sha256=row.sha256,
-    )
-    session.commit()
-    assert services.device_compliance(session, device).state == "pending"  # type: ignore[union-attr]
-    again = _enrol(app, session, device)
-    assert _due(session) == [(device.id, again.mqtt_id)]
-    _report_all(session, device, NOW + timedelta(minutes=30))
-    assert services.device_compliance(session, device).state == "compliant"  # type: ignore[union-attr]
