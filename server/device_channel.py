@@ -604,8 +604,8 @@ class DeviceChannel:
             for sender, news in later:
                 identity = identities.get(sender.id)
                 if identity is None or identity.revoked_at is not None:
-                    # Removed or revoked since it was read: a factory reset this batch confirmed
-                    # (acks go first), and what the device said before its erase no longer stands.
+                    # Removed or revoked since it was read (a factory reset this batch confirmed;
+                    # acks go first): refused, as any later batch from it is.
                     continue
                 if isinstance(news, Report):
                     reports.append((identity, news))

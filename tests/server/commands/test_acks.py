@@ -709,12 +709,13 @@ def test_a_batch_takes_what_follows_closely_and_no_more(
     feeder.join()
 
 
-def test_a_report_from_before_a_reset_in_the_same_batch_does_not_undo_the_erase(
+def test_a_report_in_the_batch_that_confirms_a_reset_is_refused_with_its_identity(
     session: Session, channel: DeviceChannel, sender: Callable[[], Sender], now: datetime
 ) -> None:
     """P-REG-7: a device reports its passcode on, then confirms a factory reset; the batch holds
-    both and records acks first, but the report, made before the erase by an identity the reset
-    revoked, no longer stands: passcode and encryption stay not known, and it is not online."""
+    both and records acks first, so the report would be recorded as said at the erase, by an
+    identity the erase revoked: it is refused as any later one would be, passcode and encryption
+    stay not known, and the revoked identity is not online."""
     device = sender()
     reset = _sent(session, device, "factory_reset")
     stamp = int(now.timestamp())
