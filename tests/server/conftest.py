@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,12 @@ from sqlalchemy.orm import Session, object_session
 from werkzeug.serving import make_server
 from werkzeug.test import TestResponse
 
+from mqtt.messages import AckState
 from server import create_app
 from server.auth.models import Role, User
 from server.auth.services import create_user, issue_token, start_session
+from server.commands import services as commands
+from server.commands.models import Command, CommandStatus
 from server.config import Settings, load_settings
 from server.db import make_engine, migrate
 from server.devices.models import Device, DeviceStatus, Platform
@@ -330,6 +333,24 @@ def make_device(session: Session, school: School) -> Callable[..., Device]:
         return device
 
     return make
+
+
+def confirm_reset(session: Session, device: Device, at: datetime) -> None:
+    """The device answers a factory reset sent to it: done, as any channel records it."""
+    reset = Command(
+        school_id=device.school_id,
+        device_id=device.id,
+        cmd_id=str(uuid.uuid4()),
+        type="factory_reset",
+        args={},
+        status=CommandStatus.SENT,
+        created_at=at,
+        expires_at=at + timedelta(days=1),
+    )
+    session.add(reset)
+    session.flush()
+    commands.record_answer(session, reset, AckState.DONE, "", {}, now=at)
+    session.commit()
 
 
 def log_in_as(client: FlaskClient, user: User, *, second_factor: bool = True) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
@@ -11,18 +10,15 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mqtt.messages import AckState
 from server.activity.models import ActivityEntry
 from server.auth.models import Role, User
-from server.commands import services as commands
-from server.commands.models import Command, CommandStatus
 from server.db import utcnow
 from server.devices.models import Device, DeviceStatus
 from server.errors import NotFound, ValidationFailed
 from server.licences import services
 from server.licences.models import InstalledApp, Licence
 from server.schools.models import School
-from tests.server.conftest import csrf_token, log_in_as
+from tests.server.conftest import confirm_reset, csrf_token, log_in_as
 
 TODAY = date(2025, 3, 10)
 
@@ -354,21 +350,7 @@ def test_an_erased_device_holds_no_seat_until_it_reports_again(
     licence = _licence(session, sbm, "com.example.Purple", 1)
     _install(session, [kept, erased], "com.example.Purple")
     assert services.reconcile(session, sbm.school_id, today=TODAY).over_deployed
-    now = utcnow()
-    reset = Command(
-        school_id=erased.school_id,
-        device_id=erased.id,
-        cmd_id=str(uuid.uuid4()),
-        type="factory_reset",
-        args={},
-        status=CommandStatus.SENT,
-        created_at=now,
-        expires_at=now + timedelta(days=1),
-    )
-    session.add(reset)
-    session.flush()
-    commands.record_answer(session, reset, AckState.DONE, "", {}, now=now)
-    session.commit()
+    confirm_reset(session, erased, utcnow())
     assert services.apps_on_device(session, erased) == []
     result = services.reconcile(session, sbm.school_id, today=TODAY)
     assert [(line.licence.id, line.installed) for line in result.lines] == [(licence.id, 1)]

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from mqtt.messages import AckState
 from server.auth.models import Role, User
-from server.commands import services as commands
-from server.commands.models import Command, CommandStatus
 from server.devices.models import Device
 from server.devices.services import record_protection
 from server.losses import services
 from server.losses.models import LossReport, RiskLevel
 from server.profiles import services as profiles
 from server.schools.models import School
+from tests.server.conftest import confirm_reset
 from tests.server.losses.conftest import NOW
 
 
@@ -78,20 +75,7 @@ def test_breach_facts_are_what_the_device_reported_and_when(
     )
     session.commit()
     loss = report(device)
-    erase = Command(
-        school_id=device.school_id,
-        device_id=device.id,
-        cmd_id=str(uuid.uuid4()),
-        type="factory_reset",
-        args={},
-        status=CommandStatus.SENT,
-        created_at=NOW,
-        expires_at=NOW + timedelta(days=1),
-    )
-    session.add(erase)
-    session.flush()
-    commands.record_answer(session, erase, AckState.DONE, "", {}, now=NOW + timedelta(minutes=30))
-    session.commit()
+    confirm_reset(session, device, NOW + timedelta(minutes=30))
     facts = services.known_facts(session, loss)
     assert facts.profile_name == "KS2 iPads"
     assert facts.passcode.startswith("Yes") and "2 days" in facts.passcode
