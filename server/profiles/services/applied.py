@@ -45,16 +45,13 @@ def mark_published(session: Session, device_id: int, sha256: str, at: datetime) 
 def publish_again(session: Session, device: Device) -> None:
     """The device's desired state is due again: a new identity's topics hold none of it; joins
     the caller's transaction."""
-    session.execute(
+    result = session.execute(
         update(DeviceDesiredState)
-        .where(
-            DeviceDesiredState.device_id == device.id,
-            DeviceDesiredState.published_sha256.is_not(None),
-        )
+        .where(DeviceDesiredState.device_id == device.id)
         .values(published_sha256=None, published_at=None)
         .execution_options(synchronize_session="fetch")
     )
-    if desired_state(session, device) is not None:
+    if getattr(result, "rowcount", 0):
         # Published as this commits, a first enrolment's too, rather than at the next look.
         announce(session)
 

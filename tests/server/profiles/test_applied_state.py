@@ -7,20 +7,16 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mqtt.envelope import encode_public_key
 from server.auth.models import Role, User
-from server.crypto import SecretBox
 from server.device_channel import _UNPUBLISHED_STATES
 from server.devices.models import Device, DeviceEvent, Platform
 from server.devices.services import record_protection
 from server.enrolment.models import DeviceIdentity
-from server.enrolment.services import enrol, issue_enrolment_token
+from server.enrolment.services import active_identity
 from server.profiles import services
 from server.profiles.models import DeviceDesiredState, Profile
 from tests.server.conftest import log_in_as
@@ -288,19 +284,10 @@ def test_a_device_that_only_echoes_its_profiles_hash_is_not_compliant(
     assert row is not None and row.state != "compliant"
 
 
-def _enrol(app: Flask, session: Session, device: Device) -> DeviceIdentity:
-    """The kiosk client's enrolment, with a key of its own: its new broker identity."""
-    settings = app.extensions["trolley.settings"]
-    _token, payload = issue_enrolment_token(session, None, device, settings)
-    key = Ed25519PrivateKey.generate().public_key()
-    return enrol(
-        session,
-        SecretBox(settings.data_keys),
-        settings,
-        token=payload.token,
-        public_key=encode_public_key(key),
-        platform="simulated",
-    ).identity
+def _identity(session: Session, device: Device) -> DeviceIdentity:
+    identity = active_identity(session, device)
+    assert identity is not None
+    return identity
 
 
 def _due(session: Session) -> list[tuple[int, str]]:
@@ -310,22 +297,22 @@ def _due(session: Session) -> list[tuple[int, str]]:
 
 
 def test_a_device_enrolled_again_is_sent_its_profile_on_its_new_identity(
-    app: Flask,
     session: Session,
     lead: User,
     places: Places,
     make_device: Callable[..., Device],
     make_profile: Callable[..., Profile],
+    enrolled: Callable[[Device], Device],
 ) -> None:
     """P-PROFILE-1: a new enrolment listens on new topics, where the profile published to the
     old identity never went: it is published again, to the new identity."""
     device = make_device(home=places.trolley, platform=Platform.LINUX)
-    first = _enrol(app, session, device)
+    first = _identity(session, enrolled(device))
     services.assign(session, lead, make_profile("Kiosks"), "location", places.trolley.id)
     row = _desired(session, device)
     assert _due(session) == [(device.id, first.mqtt_id)]
     services.mark_published(session, device.id, row.sha256, NOW)
     session.commit()
     assert _due(session) == []
-    second = _enrol(app, session, device)
+    second = _identity(session, enrolled(device))
     assert _due(session) == [(device.id, second.mqtt_id)]
