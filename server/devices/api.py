@@ -33,6 +33,7 @@ def _place(location: object) -> PlaceOut | None:
 
 
 def device_out(device: Device) -> DeviceOut:
+    guard = device.reported_protection
     return DeviceOut(
         asset_tag=device.asset_tag,
         serial=device.serial,
@@ -51,9 +52,10 @@ def device_out(device: Device) -> DeviceOut:
         warranty_until=device.warranty_until,
         last_seen_at=device.last_seen_at,
         photo_count=device.photo_count,
-        passcode=device.protection.passcode if device.protection else None,
-        storage_encrypted=device.protection.storage_encrypted if device.protection else None,
-        protection_reported_at=device.protection.reported_at if device.protection else None,
+        passcode=guard.passcode if guard else None,
+        storage_encrypted=guard.storage_encrypted if guard else None,
+        protection_reported_at=guard.reported_at if guard else None,
+        erased_at=device.erased_at,
     )
 
 

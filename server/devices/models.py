@@ -99,6 +99,10 @@ class Device(Base):
     last_seen_at: Mapped[datetime | None]
     photo_count: Mapped[int | None] = mapped_column(Integer)
     photo_count_at: Mapped[datetime | None]
+    # When its storage was last erased (a reset the device confirmed, or a technician's
+    # evidence): its passcode, encryption and settings reported before then describe a device
+    # that no longer exists, so they read "not known" until it reports again.
+    erased_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -107,6 +111,19 @@ class Device(Base):
     holder: Mapped[User | None] = relationship()
     # What the device last said about its passcode and encryption (P-REG-7); None: never said.
     protection: Mapped[DeviceProtection | None] = relationship(viewonly=True)
+
+    def erased_since(self, reported_at: datetime | None, as_of: datetime | None = None) -> bool:
+        """Whether its storage was erased after `reported_at` (and by `as_of`, if given)."""
+        erased = self.erased_at
+        if erased is None or reported_at is None or (as_of is not None and erased > as_of):
+            return False
+        return reported_at <= erased
+
+    @property
+    def reported_protection(self) -> DeviceProtection | None:
+        """Its latest passcode and encryption report, unless it has been erased since."""
+        row = self.protection
+        return None if row is None or self.erased_since(row.reported_at) else row
 
 
 class DeviceProtection(Base):

@@ -67,6 +67,11 @@ class DeviceOut(BaseModel):
         default=None, description="Whether the device reports encrypted storage; null: not known"
     )
     protection_reported_at: datetime | None = None
+    erased_at: datetime | None = Field(
+        default=None,
+        description="When its storage was last erased (confirmed by the device or recorded by a "
+        "technician); passcode and encryption reported before then read null",
+    )
 
 
 class DeviceList(BaseModel):

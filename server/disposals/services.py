@@ -21,7 +21,13 @@ from server.activity.services import record
 from server.auth.models import Role, User
 from server.db import utcnow
 from server.devices.models import Device, DeviceEvent, DeviceStatus
-from server.devices.services import TRANSITIONS, add_event, change_status, get_device
+from server.devices.services import (
+    TRANSITIONS,
+    add_event,
+    change_status,
+    get_device,
+    mark_erased,
+)
 from server.disposals.models import (
     DeviceErasure,
     Disposal,
@@ -92,6 +98,7 @@ def mark_reset_confirmed(
     )
     if existing is not None:
         return existing
+    mark_erased(device, at)
     erasure = DeviceErasure(
         school_id=device.school_id,
         device_id=device.id,
@@ -141,6 +148,7 @@ def _add_erasure_evidence(
         evidence=text,
         recorded_by_id=actor.id,
     )
+    mark_erased(device, erasure.confirmed_at)
     session.add(erasure)
     session.flush()
     add_event(

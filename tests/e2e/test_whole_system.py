@@ -89,7 +89,8 @@ def test_lost_mode_shows_the_message_and_locks(stack: Stack) -> None:
 def test_factory_reset_after_approval_then_enrol_again(stack: Stack) -> None:
     """P-LEAVE-1: an approved reset is confirmed over HTTP, erases the device, revokes its identity
     and destroys its escrowed PIN; enrolling again gives the device a new identity that works.
-    P-PROFILE-1: enrolled again, it is sent its profile on its new identity and applies it."""
+    P-PROFILE-1: once erased it is not counted as enforcing its profile; enrolled again, it is
+    sent its profile on its new identity and applies it."""
     [device] = stack.add_devices(1)
     [kiosk] = stack.enrol([device], photos=3)
     _online(stack, 1)
@@ -137,6 +138,8 @@ def test_factory_reset_after_approval_then_enrol_again(stack: Stack) -> None:
             select(ActivityEntry.details).where(ActivityEntry.action == "device.reset_confirmation")
         ).all()
         assert [c["confirmed"] for c in confirmations] == [True]
+    # What it enforced before the erase is no longer claimed: it has not reported since.
+    assert _compliance(stack, device) == "never_reported"
     kiosk.stop()
 
     # Enrolling again: a new identity replaces the old one and commands reach it.

@@ -80,3 +80,39 @@ def test_rebuilding_a_table_on_sqlite_keeps_every_row_that_points_at_it(tmp_path
         assert token.scope == "read_write" and token.expires_at is not None
         assert conn.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
     engine.dispose()
+
+
+def test_devices_erased_before_the_upgrade_read_as_erased_after_it(tmp_path: Path) -> None:
+    """P-REG-7: a device whose erasure was recorded before `erased_at` existed gets its latest
+    erasure's time, so what it reported before then is not counted as protection."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'upgrade.db'}")
+    for head in sorted(_heads_before("2160_device_erased_at")):
+        migrate(engine, head)
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO schools VALUES (1, 'oak', 'Oak', 'Europe/London', '-', :at)"),
+            {"at": "2025-01-06 09:00:00.000000"},
+        )
+        for device in (1, 2):
+            conn.execute(
+                text(
+                    "INSERT INTO devices (id, school_id, asset_tag, serial, platform, make, "
+                    "model, status, created_at, updated_at) VALUES (:id, 1, :tag, :tag, "
+                    "'ipados', 'Apple', 'iPad', 'in_service', :at, :at)"
+                ),
+                {"id": device, "tag": f"OAK-{device}", "at": "2025-01-06 09:00:00.000000"},
+            )
+        for at in ("2025-02-01 10:00:00.000000", "2025-03-01 10:00:00.000000"):
+            conn.execute(
+                text(
+                    "INSERT INTO device_erasures (school_id, device_id, method, source, "
+                    "confirmed_at, recorded_at) VALUES (1, 1, 'factory_reset', "
+                    "'device_acknowledgement', :at, :at)"
+                ),
+                {"at": at},
+            )
+    migrate(engine)
+    with engine.connect() as conn:
+        erased = {i: at for i, at in conn.execute(text("SELECT id, erased_at FROM devices"))}
+    assert erased == {1: "2025-03-01 10:00:00.000000", 2: None}
+    engine.dispose()

@@ -1,7 +1,8 @@
 """Passcode and storage encryption as each device reports them (P-REG-7): kept, listed, counted.
 
 Only a device's own latest report counts. A device that never said, or whose latest report does
-not say, is "not known", and the register lists it with those where either is off.
+not say, or whose storage was erased after it, is "not known", and the register lists it with
+those where either is off.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, not_, or_, select
 from sqlalchemy.orm import Session
 
 from server.devices.models import Device, DeviceProtection, DeviceStatus
-from server.devices.services.register import add_event
+from server.devices.services.register import add_event, reported_since_erase
 
 PROTECTION_STATES = ("protected", "off", "not_known")
 PROTECTION_LABELS = {
@@ -32,6 +33,7 @@ class Protection:
     encryption: str
     reported_at: datetime | None
     gap: bool  # either is off or not known
+    erased_at: datetime | None = None  # set when an erase made the last report "not known"
 
 
 def _word(value: bool | None, on: str, off: str) -> str:
@@ -72,9 +74,15 @@ def record_protection(
     return row
 
 
-def protection_of(session: Session, device: Device) -> Protection:
-    """The device's passcode and encryption as it last reported them, in words."""
+def protection_of(session: Session, device: Device, *, as_of: datetime | None = None) -> Protection:
+    """The device's passcode and encryption as it last reported them, in words.
+
+    A report from before an erase (one by `as_of`, when given) is "not known".
+    """
     row = session.scalar(select(DeviceProtection).where(DeviceProtection.device_id == device.id))
+    if row is not None and device.erased_since(row.reported_at, as_of):
+        erased = "Not known: the device was erased after its last report"
+        return Protection(erased, erased, None, True, erased_at=device.erased_at)
     return describe_protection(row)
 
 
@@ -104,6 +112,8 @@ def describe_protection(row: DeviceProtection | None) -> Protection:
 def protection_summary(session: Session, school_id: int) -> dict[str, int]:
     """How many devices in use are protected, have either off, or are not known (one query)."""
     state = case(
+        # A report from before the device's storage was erased describes nothing there now.
+        (not_(reported_since_erase(DeviceProtection.reported_at)), "not_known"),
         (
             and_(DeviceProtection.passcode.is_(True), DeviceProtection.storage_encrypted.is_(True)),
             "protected",

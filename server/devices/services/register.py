@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, func, select
+from sqlalchemy import ColumnElement, SQLColumnExpression, bindparam, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from provisioning.payload import is_valid_asset_tag
@@ -154,12 +154,31 @@ def search_devices(
     )
 
 
+def reported_since_erase(reported_at: SQLColumnExpression[Any]) -> ColumnElement[bool]:
+    """SQL for "the device reported this after its storage was last erased" (or never erased)."""
+    return or_(Device.erased_at.is_(None), reported_at > Device.erased_at)
+
+
+def mark_erased(device: Device, at: datetime) -> None:
+    """Its storage was erased at `at`: what it reported before no longer describes it."""
+    if device.erased_at is None or device.erased_at < at:
+        device.erased_at = at
+
+
 def protection_gaps(school_id: int) -> ColumnElement[bool]:
-    """Devices whose passcode or encryption is off or not known, by their own reports (P-REG-7)."""
-    protected = select(DeviceProtection.device_id).where(
-        DeviceProtection.school_id == school_id,
-        DeviceProtection.passcode.is_(True),
-        DeviceProtection.storage_encrypted.is_(True),
+    """Devices whose passcode or encryption is off or not known, by their own reports (P-REG-7).
+
+    A report from before the device's storage was last erased is not known, so a gap.
+    """
+    protected = (
+        select(DeviceProtection.device_id)
+        .join(Device, Device.id == DeviceProtection.device_id)
+        .where(
+            DeviceProtection.school_id == school_id,
+            DeviceProtection.passcode.is_(True),
+            DeviceProtection.storage_encrypted.is_(True),
+            reported_since_erase(DeviceProtection.reported_at),
+        )
     )
     return Device.id.not_in(protected)
 

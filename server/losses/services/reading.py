@@ -90,7 +90,8 @@ def _settings_facts(
     session: Session, device: Device, loss: LossReport
 ) -> tuple[str | None, str, list[str], list[str]]:
     """What the device reported enforcing, and what it did not or never said (P-LOSS-2)."""
-    view = applied_view(session, device)
+    # An erase after the loss (a remote wipe) leaves what the device said before it (P-LOSS-2).
+    view = applied_view(session, device, as_of=loss.reported_at)
     if view.profile_name is None:
         return None, "No restriction profile applies to this device", [], []
     name = view.profile_name if view.applied else None
@@ -113,7 +114,7 @@ def known_facts(session: Session, loss: LossReport) -> Facts:
         photos = "Not known: the device has never reported how many photos it holds"
     else:
         photos = f"{plural(device.photo_count, 'photo')}{_age(device.photo_count_at, loss)}"
-    protection = protection_of(session, device)
+    protection = protection_of(session, device, as_of=loss.reported_at)
     profile_name, settings, enforced, missing = _settings_facts(session, device, loss)
     return Facts(
         photo_count=device.photo_count,

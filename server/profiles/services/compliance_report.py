@@ -9,6 +9,7 @@ from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from server.devices.models import Device, DeviceStatus
+from server.devices.services import reported_since_erase
 from server.profiles.models import (
     CLEARED_SHA256,
     DeviceDesiredState,
@@ -19,10 +20,15 @@ from server.profiles.models import (
 from server.profiles.pages import COMPLIANCE_STATES, ComplianceRow
 
 
-def _state_expression() -> tuple[ColumnElement[str], type[DeviceDesiredState], Any]:
+def _state_expression() -> tuple[
+    ColumnElement[str], type[DeviceDesiredState], Any, ColumnElement[bool]
+]:
     desired = aliased(DeviceDesiredState)
     status = aliased(DeviceProfileStatus)
-    about_desired = status.settings_sha256 == desired.sha256
+    # Settings reported before the device's storage was erased describe nothing there now.
+    about_desired = and_(
+        status.settings_sha256 == desired.sha256, reported_since_erase(status.settings_at)
+    )
     # Compliant only when the device applied the document and reported every setting of it
     # enforced; echoing the hash alone is "applied, settings not known".
     state = case(
@@ -49,14 +55,13 @@ def _state_expression() -> tuple[ColumnElement[str], type[DeviceDesiredState], A
         (status.reported_at < desired.published_at, "pending"),
         else_="drifting",
     )
-    return state, desired, status
+    return state, desired, status, about_desired
 
 
 def _compliance_query(
     school_id: int, device_id: int | None = None, home_id: int | None = None
 ) -> Select[Any]:
-    state, desired, status = _state_expression()
-    about_desired = status.settings_sha256 == desired.sha256
+    state, desired, status, about_desired = _state_expression()
     query = (
         select(
             Device.id,
@@ -73,7 +78,11 @@ def _compliance_query(
             case((about_desired, status.settings_at)),
         )
         .outerjoin(desired, desired.device_id == Device.id)
-        .outerjoin(status, status.device_id == Device.id)
+        # A device that has not reported since its storage was erased has "never reported".
+        .outerjoin(
+            status,
+            and_(status.device_id == Device.id, reported_since_erase(status.reported_at)),
+        )
         .outerjoin(ProfileVersion, ProfileVersion.id == desired.profile_version_id)
         .outerjoin(Profile, Profile.id == ProfileVersion.profile_id)
         .where(Device.school_id == school_id, Device.status != DeviceStatus.DISPOSED)

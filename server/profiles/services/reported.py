@@ -8,6 +8,7 @@ reported on is "not known".
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from enum import Enum
 
 from sqlalchemy import and_, func, select
@@ -19,7 +20,7 @@ from device_profiles.capabilities import NEEDS, TARGET_PLATFORMS, Support, capab
 from server.auth.models import User
 from server.auth.permissions import Permission, has_permission
 from server.devices.models import Device, DeviceProtection, Platform
-from server.devices.services import protection_summary
+from server.devices.services import protection_summary, reported_since_erase
 from server.profiles.models import (
     AppliedState,
     DeviceAppliedSetting,
@@ -83,15 +84,24 @@ def _status(session: Session, device: Device) -> DeviceProfileStatus | None:
     )
 
 
-def applied_view(session: Session, device: Device) -> AppliedView:
-    """Each setting the device should enforce, with what it last reported about it."""
+def applied_view(session: Session, device: Device, *, as_of: datetime | None = None) -> AppliedView:
+    """Each setting the device should enforce, with what it last reported about it.
+
+    What it reported before its storage was erased (by `as_of`, when given) is not known.
+    """
     desired = desired_state(session, device)
     if desired is None or desired.document is None:
         return AppliedView(None, None, False, [], None, "No restriction profile applies.")
     version = desired.profile_version
     profile = loaded(version) if version is not None else None
     status = _status(session, device)
-    current = status is not None and status.settings_sha256 == desired.sha256
+    erased = status is not None and device.erased_since(status.reported_at, as_of)
+    if erased:
+        status = None
+    settings_erased = status is not None and device.erased_since(status.settings_at, as_of)
+    current = (
+        status is not None and status.settings_sha256 == desired.sha256 and not settings_erased
+    )
     reported = (
         {
             row.setting: row
@@ -118,10 +128,20 @@ def applied_view(session: Session, device: Device) -> AppliedView:
                 since=row.since if row is not None else None,
             )
         )
-    if status is None:
+    if erased:
+        note = (
+            "The device's storage was erased after its last report, so nothing it enforces is "
+            "known until it reports again."
+        )
+    elif status is None:
         note = "The device has never reported, so nothing it enforces is known."
     elif status.settings_sha256 is None:
         note = "The device has never reported its settings one by one, so they are not known."
+    elif settings_erased:
+        note = (
+            "The device has not reported its settings one by one since its storage was erased, "
+            "so they are not known."
+        )
     elif not current:
         note = (
             "The device last reported on another version of its profile; these settings are "
@@ -147,6 +167,8 @@ def place_devices(session: Session, user: User, location: Location) -> list[Plac
         return None
     rows = place_compliance(session, location.school_id, location.id)
     ids = [row.device_id for row in rows]
+    # Only settings reported on the desired document since any erase (the compliance row's).
+    reported = [row.device_id for row in rows if row.settings_at is not None]
     missing: dict[int, list[str]] = {}
     protection: dict[int, DeviceProtection] = {}
     if ids:
@@ -160,7 +182,7 @@ def place_devices(session: Session, user: User, location: Location) -> list[Plac
                 ),
             )
             .where(
-                DeviceAppliedSetting.device_id.in_(ids),
+                DeviceAppliedSetting.device_id.in_(reported),
                 DeviceAppliedSetting.state != AppliedState.ENFORCED,
             )
             .order_by(DeviceAppliedSetting.id)
@@ -169,7 +191,12 @@ def place_devices(session: Session, user: User, location: Location) -> list[Plac
         protection = {
             row.device_id: row
             for row in session.scalars(
-                select(DeviceProtection).where(DeviceProtection.device_id.in_(ids))
+                select(DeviceProtection)
+                .join(Device, Device.id == DeviceProtection.device_id)
+                .where(
+                    DeviceProtection.device_id.in_(ids),
+                    reported_since_erase(DeviceProtection.reported_at),
+                )
             )
         }
     places = []

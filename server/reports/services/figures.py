@@ -23,7 +23,7 @@ from server.auth.models import User
 from server.commands.models import Command, CommandStatus
 from server.db import utcnow
 from server.devices.models import Device, DeviceStatus, Platform
-from server.devices.services import counts_by_status, protection_summary
+from server.devices.services import counts_by_status, protection_summary, reported_since_erase
 from server.devices.services.protection import PROTECTION_LABELS, PROTECTION_STATES
 from server.errors import NotFound
 from server.loans.models import ItemState, LoanItem
@@ -33,6 +33,7 @@ from server.profiles.models import (
     AppliedState,
     DeviceAppliedSetting,
     DeviceDesiredState,
+    DeviceProfileStatus,
 )
 from server.profiles.pages import SETTING_LABELS
 from server.profiles.services.reported import PLATFORM_LABELS
@@ -418,7 +419,14 @@ def compliance_figures(session: Session, school_id: int) -> ComplianceFigures:
             ),
         )
         .join(Device, live)
-        .where(DeviceAppliedSetting.school_id == school_id)
+        .outerjoin(
+            DeviceProfileStatus, DeviceProfileStatus.device_id == DeviceAppliedSetting.device_id
+        )
+        .where(
+            DeviceAppliedSetting.school_id == school_id,
+            # Settings reported before the device's storage was erased are not known.
+            reported_since_erase(DeviceProfileStatus.settings_at),
+        )
         .group_by(
             DeviceAppliedSetting.profile_sha256,
             DeviceAppliedSetting.setting,

@@ -15,8 +15,10 @@ from server.auth.models import Role, User
 from server.commands import services as commands
 from server.devices import services
 from server.devices.models import Device, DeviceEvent, DeviceStatus
+from server.disposals import services as disposals
+from server.disposals.models import ErasureMethod
 from server.enrolment.services import active_identity
-from tests.server.conftest import log_in_as
+from tests.server.conftest import confirm_reset, log_in_as
 
 NOW = datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
 
@@ -110,3 +112,65 @@ def test_a_later_report_that_does_not_say_makes_it_not_known_again(
     protection = services.protection_of(session, device)
     assert protection.gap and protection.reported_at == later
     assert protection.passcode.startswith("Not known")
+
+
+def test_an_erased_device_is_not_known_to_be_protected_until_it_reports_again(
+    session: Session,
+    client: FlaskClient,
+    make_device: Callable[..., Device],
+    make_user: Callable[..., User],
+    token_for: Callable[[User], dict[str, str]],
+) -> None:
+    """P-REG-7: a passcode and encryption reported before an erase describe storage that no
+    longer exists; a confirmed reset or a technician's evidence makes them "not known"."""
+    reset, destroyed, kept = (make_device() for _ in range(3))
+    for device in (reset, destroyed, kept):
+        services.record_protection(
+            session, device, passcode=True, storage_encrypted=True, details={}, at=NOW
+        )
+    session.commit()
+    confirm_reset(session, reset, NOW + timedelta(hours=1))
+    technician = make_user(Role.TECHNICIAN)
+    disposals.record_erasure(
+        session, technician, destroyed, ErasureMethod.DESTROYED, "screen and storage drilled"
+    )
+
+    school = reset.school_id
+    assert services.protection_summary(session, school) == {
+        "protected": 1,
+        "off": 0,
+        "not_known": 2,
+    }
+    gaps = services.search_devices(session, school, protection="gaps")
+    assert [d.asset_tag for d in gaps.items] == [reset.asset_tag, destroyed.asset_tag]
+    words = services.protection_of(session, reset)
+    assert words.gap and words.passcode.startswith("Not known: the device was erased")
+    assert words.erased_at == NOW + timedelta(hours=1)
+
+    sbm = make_user(Role.SBM)
+    listed = client.get("/api/v1/devices?protection=gaps", headers=token_for(sbm)).get_json()
+    erased = listed["items"][0]
+    assert (erased["passcode"], erased["storage_encrypted"], erased["erased_at"]) == (
+        None,
+        None,
+        "2026-03-03T10:00:00Z",
+    )
+    log_in_as(client, sbm)
+    html = client.get("/devices?protection=gaps").get_data(as_text=True)
+    row = html[html.index(f">{reset.asset_tag}<") :].split("</tr>")[0]
+    assert row.count("not known") == 2
+    detail = client.get(f"/devices/{reset.asset_tag}").get_data(as_text=True)
+    assert "Not since its storage was erased" in detail and "Yes: unlocking" not in detail
+
+    # The device enrolled again reports: that report, after the erase, counts.
+    services.record_protection(
+        session,
+        reset,
+        passcode=True,
+        storage_encrypted=True,
+        details={},
+        at=NOW + timedelta(hours=2),
+    )
+    session.commit()
+    assert services.protection_summary(session, school)["protected"] == 2
+    assert not services.protection_of(session, reset).gap

@@ -40,23 +40,16 @@ def test_an_unreported_device_is_described_by_what_is_not_known(
     assert "Storage encryption: Not known" in text
 
 
-def test_breach_facts_are_what_the_device_reported_and_when(
-    session: Session,
-    report: Callable[..., LossReport],
-    device: Device,
-    make_user: Callable[..., User],
-    school: School,
-    head: User,
+def _reports_its_profile(
+    session: Session, device: Device, lead: User, school: School, *, days: int
 ) -> None:
-    """P-LOSS-2, P-REG-7: enforced settings, the ones it could not, passcode and encryption,
-    each as the device itself said two days before the loss; erasing the lost device remotely
-    (a factory reset it confirms) leaves them as it said them."""
-    lead = make_user(Role.COMPUTING_LEAD)
+    """The school's profile, reported `days` before NOW: every setting enforced but the camera;
+    a passcode, and nothing said about encryption."""
     profile = profiles.create_profile(session, lead, name="KS2 iPads", start_from="ks2-ipad")
     profiles.assign(session, lead, profile, "school", school.id)
     desired = profiles.desired_state(session, device)
     assert desired is not None and desired.document is not None
-    said = NOW - timedelta(days=2)
+    said = NOW - timedelta(days=days)
     entries = [
         {"setting": s, "state": "enforced", "detail": "", "evidence": {}}
         for s in desired.document["settings"]
@@ -74,6 +67,20 @@ def test_breach_facts_are_what_the_device_reported_and_when(
         at=said,
     )
     session.commit()
+
+
+def test_breach_facts_are_what_the_device_reported_and_when(
+    session: Session,
+    report: Callable[..., LossReport],
+    device: Device,
+    make_user: Callable[..., User],
+    school: School,
+    head: User,
+) -> None:
+    """P-LOSS-2, P-REG-7: enforced settings, the ones it could not, passcode and encryption,
+    each as the device itself said two days before the loss; erasing the lost device remotely
+    (a factory reset it confirms) leaves them as it said them."""
+    _reports_its_profile(session, device, make_user(Role.COMPUTING_LEAD), school, days=2)
     loss = report(device)
     confirm_reset(session, device, NOW + timedelta(minutes=30))
     facts = services.known_facts(session, loss)
@@ -94,3 +101,21 @@ def test_breach_facts_are_what_the_device_reported_and_when(
     )
     assert loss.facts["encryption"].startswith("Not known")
     assert loss.facts["not_enforced"] == ["Camera: failed (camera files still open)"]
+
+
+def test_what_a_device_said_before_an_earlier_erase_is_not_a_breach_fact(
+    session: Session,
+    report: Callable[..., LossReport],
+    device: Device,
+    make_user: Callable[..., User],
+    school: School,
+) -> None:
+    """P-LOSS-2: reset a day before it went missing (and not reported since), the device's
+    earlier passcode and settings describe storage that no longer exists: not known."""
+    _reports_its_profile(session, device, make_user(Role.COMPUTING_LEAD), school, days=3)
+    confirm_reset(session, device, NOW - timedelta(days=1))
+    facts = services.known_facts(session, report(device))
+    assert facts.passcode.startswith("Not known: the device was erased")
+    assert facts.encryption.startswith("Not known")
+    assert facts.restrictions == [] and facts.not_enforced == []
+    assert facts.settings.startswith("Not known") and "erased" in facts.settings

@@ -19,7 +19,8 @@ from server.enrolment.models import DeviceIdentity
 from server.enrolment.services import active_identity
 from server.profiles import services
 from server.profiles.models import DeviceDesiredState, Profile
-from tests.server.conftest import log_in_as
+from server.reports import services as reports
+from tests.server.conftest import confirm_reset, log_in_as
 from tests.server.profiles.conftest import NOW, Places
 
 
@@ -316,3 +317,46 @@ def test_a_device_enrolled_again_is_sent_its_profile_on_its_new_identity(
     assert _due(session) == []
     second = _identity(session, enrolled(device))
     assert _due(session) == [(device.id, second.mqtt_id)]
+
+
+def test_an_erased_device_enforces_nothing_known_until_it_reports_again(
+    client: FlaskClient,
+    session: Session,
+    lead: User,
+    places: Places,
+    make_device: Callable[..., Device],
+    make_profile: Callable[..., Profile],
+) -> None:
+    """P-PROFILE-1: settings a device reported before its storage was erased are not counted,
+    on its page, its trolley's, the compliance list or the governors' figures."""
+    device = make_device(home=places.trolley)
+    services.assign(session, lead, make_profile("KS2 iPads"), "location", places.trolley.id)
+    row = _report_all(session, device, NOW)
+    assert _state(session, device) == "compliant"
+
+    confirm_reset(session, device, NOW + timedelta(hours=1))
+    assert _state(session, device) == "never_reported"
+    assert services.compliance_summary(session, lead.school_id)["compliant"] == 0
+    view = services.applied_view(session, device)
+    assert {r.state for r in view.rows} == {"not_known"} and view.reported_at is None
+    assert "erased after its last report" in view.note
+    figures = reports.compliance_figures(session, lead.school_id)
+    assert [line.applied for line in figures.settings] == [0] * len(figures.settings)
+    log_in_as(client, lead)
+    page = client.get(f"/locations/{places.trolley.id}").get_data(as_text=True)
+    table = page[page.index('id="place-profiles"') :]
+    assert "Never reported" in table.split("</tr>")[1]
+
+    # Enrolled again, it echoes the hash: its settings from before the erase still do not count.
+    services.record_applied(session, device, row.sha256, NOW + timedelta(hours=2))
+    session.commit()
+    assert _state(session, device) == "unconfirmed"
+    assert "since its storage was erased" in services.applied_view(session, device).note
+    _report_all(session, device, NOW + timedelta(hours=3))
+    assert _state(session, device) == "compliant"
+
+
+def _state(session: Session, device: Device) -> str:
+    row = services.device_compliance(session, device)
+    assert row is not None
+    return row.state
