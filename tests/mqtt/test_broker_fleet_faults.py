@@ -95,10 +95,14 @@ def test_fleet_subscribing_while_messages_flow_loses_nothing(
         info.wait_for_publish(timeout=10)
     count = len(infos)
 
-    def payloads(listener: Peer) -> set[int]:
-        return {int(payload) for topic, payload in listener.received(wait=1.0) if topic == status}
-
     expected = set(range(count))
+
+    def payloads(listener: Peer) -> set[int]:
+        def mine(got: list[tuple[str, bytes]]) -> set[int]:
+            return {int(payload) for topic, payload in got if topic == status}
+
+        return mine(listener.received_until(lambda got: mine(got) >= expected, timeout=30))
+
     assert payloads(status_worker) == expected
     missing = expected - payloads(recorder)
     assert not missing, f"{len(missing)} of {count} messages never reached the second subscriber"
