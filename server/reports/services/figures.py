@@ -454,8 +454,9 @@ def compliance_figures(session: Session, school_id: int) -> ComplianceFigures:
         protection=[Line(PROTECTION_LABELS[s], protection.get(s, 0)) for s in PROTECTION_STATES],
         basis="What each device last reported about each setting of the profile it should "
         "enforce: applied, not applied (it cannot or it failed), or not known (it has not "
-        "reported on this version of its profile). Trolley keeps each device's latest report "
-        "only, so these figures are as things stand now, whichever term is chosen.",
+        "reported on this version of its profile, or not since its storage was erased). "
+        "Trolley keeps each device's latest report only, so these figures are as things stand "
+        "now, whichever term is chosen.",
     )
 
 
