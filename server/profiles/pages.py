@@ -58,6 +58,7 @@ COMPLIANCE_STATES = (
     "pending",
     "drifting",
     "never_reported",
+    "erased",
     "unassigned",
 )
 COMPLIANCE_LABELS = {
@@ -67,6 +68,7 @@ COMPLIANCE_LABELS = {
     "pending": "Waiting for the device",
     "drifting": "Drifting",
     "never_reported": "Never reported",
+    "erased": "Erased, not reported since",
     "unassigned": "No profile",
 }
 

@@ -178,6 +178,7 @@ class ComplianceQuery(Strict):
             "pending",
             "drifting",
             "never_reported",
+            "erased",
             "unassigned",
         ]
         | None

@@ -409,7 +409,9 @@ def compliance() -> str:
         partial=services.compliance(session, school_id, states=["partial"]),
         unconfirmed=services.compliance(session, school_id, states=["unconfirmed"]),
         drifting=services.compliance(session, school_id, states=["drifting"]),
-        pending=services.compliance(session, school_id, states=["pending", "never_reported"]),
+        pending=services.compliance(
+            session, school_id, states=["pending", "never_reported", "erased"]
+        ),
     )
 
 

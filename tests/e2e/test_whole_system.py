@@ -139,7 +139,7 @@ def test_factory_reset_after_approval_then_enrol_again(stack: Stack) -> None:
         ).all()
         assert [c["confirmed"] for c in confirmations] == [True]
     # What it enforced before the erase is no longer claimed: it has not reported since.
-    assert _compliance(stack, device) == "never_reported"
+    assert _compliance(stack, device) == "erased"
     kiosk.stop()
 
     # Enrolling again: a new identity replaces the old one and commands reach it.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, not_, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from server.devices.models import Device, DeviceStatus
@@ -33,6 +33,8 @@ def _state_expression() -> tuple[
     # enforced; echoing the hash alone is "applied, settings not known".
     state = case(
         (or_(desired.id.is_(None), desired.sha256 == CLEARED_SHA256), "unassigned"),
+        # Whatever it applied before its storage was erased is gone with it.
+        (not_(reported_since_erase(status.reported_at)), "erased"),
         (and_(about_desired, status.settings_not_enforced > 0), "partial"),
         (
             and_(
@@ -69,7 +71,7 @@ def _compliance_query(
             Profile.name,
             ProfileVersion.number,
             desired.sha256,
-            status.applied_sha256,
+            case((reported_since_erase(status.reported_at), status.applied_sha256)),
             desired.published_at,
             status.reported_at,
             state.label("state"),
@@ -78,11 +80,7 @@ def _compliance_query(
             case((about_desired, status.settings_at)),
         )
         .outerjoin(desired, desired.device_id == Device.id)
-        # A device that has not reported since its storage was erased has "never reported".
-        .outerjoin(
-            status,
-            and_(status.device_id == Device.id, reported_since_erase(status.reported_at)),
-        )
+        .outerjoin(status, status.device_id == Device.id)
         .outerjoin(ProfileVersion, ProfileVersion.id == desired.profile_version_id)
         .outerjoin(Profile, Profile.id == ProfileVersion.profile_id)
         .where(Device.school_id == school_id, Device.status != DeviceStatus.DISPOSED)

@@ -335,7 +335,7 @@ def test_an_erased_device_enforces_nothing_known_until_it_reports_again(
     assert _state(session, device) == "compliant"
 
     confirm_reset(session, device, NOW + timedelta(hours=1))
-    assert _state(session, device) == "never_reported"
+    assert _state(session, device) == "erased"
     assert services.compliance_summary(session, lead.school_id)["compliant"] == 0
     view = services.applied_view(session, device)
     assert {r.state for r in view.rows} == {"not_known"} and view.reported_at is None
@@ -345,7 +345,11 @@ def test_an_erased_device_enforces_nothing_known_until_it_reports_again(
     log_in_as(client, lead)
     page = client.get(f"/locations/{places.trolley.id}").get_data(as_text=True)
     table = page[page.index('id="place-profiles"') :]
-    assert "Never reported" in table.split("</tr>")[1]
+    assert "Erased, not reported since" in table.split("</tr>")[1]
+    listed = client.get("/profiles/compliance").get_data(as_text=True)
+    assert "1 erased, not reported since" in listed
+    waiting = listed[listed.index('id="pending"') :]
+    assert device.asset_tag in waiting and '<code title="">nothing</code>' in waiting
 
     # Enrolled again, it echoes the hash: its settings from before the erase still do not count.
     services.record_applied(session, device, row.sha256, NOW + timedelta(hours=2))

@@ -176,6 +176,7 @@ def test_compliance_states_from_publishing_and_reports(
         "pending": 1,
         "drifting": 1,
         "never_reported": 1,
+        "erased": 0,
         "unassigned": 1,
     }
     drift = services.compliance(session, lead.school_id, states=["drifting"])
