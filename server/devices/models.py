@@ -46,6 +46,12 @@ class DeviceStatus(enum.StrEnum):
         return self.value.replace("_", " ").capitalize()
 
 
+class Latest(enum.Enum):
+    """The device's latest erasure: what its reports are judged against unless told otherwise."""
+
+    ERASE = "latest erase"
+
+
 class Device(Base):
     __tablename__ = "devices"
     __table_args__ = (
@@ -112,12 +118,12 @@ class Device(Base):
     # What the device last said about its passcode and encryption (P-REG-7); None: never said.
     protection: Mapped[DeviceProtection | None] = relationship(viewonly=True)
 
-    def erased_since(self, reported_at: datetime | None, as_of: datetime | None = None) -> bool:
-        """Whether its storage was erased after `reported_at` (and by `as_of`, if given)."""
-        erased = self.erased_at
-        if erased is None or reported_at is None or (as_of is not None and erased > as_of):
-            return False
-        return reported_at <= erased
+    def erased_since(
+        self, reported_at: datetime | None, erased_at: datetime | Latest | None = Latest.ERASE
+    ) -> bool:
+        """Whether its storage was erased (at `erased_at`, else last) after `reported_at`."""
+        erased = self.erased_at if erased_at is Latest.ERASE else erased_at
+        return erased is not None and reported_at is not None and reported_at <= erased
 
     @property
     def reported_protection(self) -> DeviceProtection | None:

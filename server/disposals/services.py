@@ -180,17 +180,24 @@ def record_erasure(
     return erasure
 
 
-def erasures_of(session: Session, device: Device) -> Sequence[DeviceErasure]:
+def erasures_of(
+    session: Session, device: Device, *, by: datetime | None = None
+) -> Sequence[DeviceErasure]:
+    """The device's erasures, newest first; only those confirmed by `by`, when given."""
+    query = select(DeviceErasure).where(DeviceErasure.device_id == device.id)
+    if by is not None:
+        query = query.where(DeviceErasure.confirmed_at <= by)
     return session.scalars(
-        select(DeviceErasure)
-        .where(DeviceErasure.device_id == device.id)
-        .options(joinedload(DeviceErasure.recorded_by))
-        .order_by(DeviceErasure.confirmed_at.desc(), DeviceErasure.id.desc())
+        query.options(joinedload(DeviceErasure.recorded_by)).order_by(
+            DeviceErasure.confirmed_at.desc(), DeviceErasure.id.desc()
+        )
     ).all()
 
 
-def latest_erasure(session: Session, device: Device) -> DeviceErasure | None:
-    found = erasures_of(session, device)
+def latest_erasure(
+    session: Session, device: Device, *, by: datetime | None = None
+) -> DeviceErasure | None:
+    found = erasures_of(session, device, by=by)
     return found[0] if found else None
 
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import and_, case, func, not_, or_, select
 from sqlalchemy.orm import Session
 
-from server.devices.models import Device, DeviceProtection, DeviceStatus
+from server.devices.models import Device, DeviceProtection, DeviceStatus, Latest
 from server.devices.services.register import add_event, reported_since_erase
 
 PROTECTION_STATES = ("protected", "off", "not_known")
@@ -74,15 +74,18 @@ def record_protection(
     return row
 
 
-def protection_of(session: Session, device: Device, *, as_of: datetime | None = None) -> Protection:
+def protection_of(
+    session: Session, device: Device, *, erased_at: datetime | Latest | None = Latest.ERASE
+) -> Protection:
     """The device's passcode and encryption as it last reported them, in words.
 
-    A report from before an erase (one by `as_of`, when given) is "not known".
+    A report from before its latest erase (or the one at `erased_at`) is "not known".
     """
     row = session.scalar(select(DeviceProtection).where(DeviceProtection.device_id == device.id))
-    if row is not None and device.erased_since(row.reported_at, as_of):
+    if row is not None and device.erased_since(row.reported_at, erased_at):
         erased = "Not known: the device was erased after its last report"
-        return Protection(erased, erased, None, True, erased_at=device.erased_at)
+        when = device.erased_at if erased_at is Latest.ERASE else erased_at
+        return Protection(erased, erased, None, True, erased_at=when)
     return describe_protection(row)
 
 

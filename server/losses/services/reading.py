@@ -14,6 +14,7 @@ from server.commands.services import can_reach
 from server.db import utcnow
 from server.devices.models import Device
 from server.devices.services import protection_of
+from server.disposals.services import latest_erasure
 from server.errors import NotFound
 from server.losses.models import Decision, LossReport, Outcome, RiskLevel
 from server.losses.pages import Case, Clock, Facts, duration
@@ -86,12 +87,18 @@ def _age(moment: datetime | None, loss: LossReport) -> str:
     return f", reported {duration(gap, in_days=True)} before the loss was reported"
 
 
+def _erased_before(session: Session, loss: LossReport) -> datetime | None:
+    """When the device was last erased before the loss was reported: an erase after it (a
+    remote wipe) leaves what the device said before the loss as the facts (P-LOSS-2)."""
+    erasure = latest_erasure(session, loss.device, by=loss.reported_at)
+    return erasure.confirmed_at if erasure is not None else None
+
+
 def _settings_facts(
-    session: Session, device: Device, loss: LossReport
+    session: Session, device: Device, loss: LossReport, erased_at: datetime | None
 ) -> tuple[str | None, str, list[str], list[str]]:
     """What the device reported enforcing, and what it did not or never said (P-LOSS-2)."""
-    # An erase after the loss (a remote wipe) leaves what the device said before it (P-LOSS-2).
-    view = applied_view(session, device, as_of=loss.reported_at)
+    view = applied_view(session, device, erased_at=erased_at)
     if view.profile_name is None:
         return None, "No restriction profile applies to this device", [], []
     name = view.profile_name if view.applied else None
@@ -114,8 +121,9 @@ def known_facts(session: Session, loss: LossReport) -> Facts:
         photos = "Not known: the device has never reported how many photos it holds"
     else:
         photos = f"{plural(device.photo_count, 'photo')}{_age(device.photo_count_at, loss)}"
-    protection = protection_of(session, device, as_of=loss.reported_at)
-    profile_name, settings, enforced, missing = _settings_facts(session, device, loss)
+    erased_at = _erased_before(session, loss)
+    protection = protection_of(session, device, erased_at=erased_at)
+    profile_name, settings, enforced, missing = _settings_facts(session, device, loss, erased_at)
     return Facts(
         photo_count=device.photo_count,
         photo_count_at=device.photo_count_at,

@@ -19,7 +19,7 @@ from device_profiles import Profile as ProfileSettings
 from device_profiles.capabilities import NEEDS, TARGET_PLATFORMS, Support, capability
 from server.auth.models import User
 from server.auth.permissions import Permission, has_permission
-from server.devices.models import Device, DeviceProtection, Platform
+from server.devices.models import Device, DeviceProtection, Latest, Platform
 from server.devices.services import protection_summary, reported_since_erase
 from server.profiles.models import (
     AppliedState,
@@ -84,10 +84,12 @@ def _status(session: Session, device: Device) -> DeviceProfileStatus | None:
     )
 
 
-def applied_view(session: Session, device: Device, *, as_of: datetime | None = None) -> AppliedView:
+def applied_view(
+    session: Session, device: Device, *, erased_at: datetime | Latest | None = Latest.ERASE
+) -> AppliedView:
     """Each setting the device should enforce, with what it last reported about it.
 
-    What it reported before its storage was erased (by `as_of`, when given) is not known.
+    What it reported before its latest erase (or the one at `erased_at`) is not known.
     """
     desired = desired_state(session, device)
     if desired is None or desired.document is None:
@@ -95,10 +97,10 @@ def applied_view(session: Session, device: Device, *, as_of: datetime | None = N
     version = desired.profile_version
     profile = loaded(version) if version is not None else None
     status = _status(session, device)
-    erased = status is not None and device.erased_since(status.reported_at, as_of)
+    erased = status is not None and device.erased_since(status.reported_at, erased_at)
     if erased:
         status = None
-    settings_erased = status is not None and device.erased_since(status.settings_at, as_of)
+    settings_erased = status is not None and device.erased_since(status.settings_at, erased_at)
     current = (
         status is not None and status.settings_sha256 == desired.sha256 and not settings_erased
     )

@@ -111,10 +111,13 @@ def test_what_a_device_said_before_an_earlier_erase_is_not_a_breach_fact(
     school: School,
 ) -> None:
     """P-LOSS-2: reset a day before it went missing (and not reported since), the device's
-    earlier passcode and settings describe storage that no longer exists: not known."""
+    earlier passcode and settings describe storage that no longer exists: not known, and still
+    not known once it is erased again remotely after the loss."""
     _reports_its_profile(session, device, make_user(Role.COMPUTING_LEAD), school, days=3)
     confirm_reset(session, device, NOW - timedelta(days=1))
-    facts = services.known_facts(session, report(device))
+    loss = report(device)
+    confirm_reset(session, device, NOW + timedelta(minutes=30))
+    facts = services.known_facts(session, loss)
     assert facts.passcode.startswith("Not known: the device was erased")
     assert facts.encryption.startswith("Not known")
     assert facts.restrictions == [] and facts.not_enforced == []
