@@ -18,8 +18,9 @@ schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is a dev
 
 # Per operation and mode: about 5,000 requests in all. Generating them is most of what the pair
 # costs (Hypothesis, not the server), and 25 each put `make test` past its fifteen minutes.
+# Every operation runs, however slow the machine: a time budget that stopped early would fail a
+# correct server on a busy machine (the test's timeout is the only limit).
 EXAMPLES = {"positive": 15, "negative": 15}
-TIME_BUDGET_SECONDS = 240.0
 SETTINGS = settings(
     derandomize=True,  # the same examples every run: a failure here is reproducible
     database=None,
@@ -91,24 +92,18 @@ def test_no_generated_request_gets_a_server_error(fuzzed: LiveTrolley, mode_name
     assert len(operations) >= 10, "the OpenAPI document lists too few operations"
     started = time.monotonic()
     errors: list[str] = []
-    tried = 0
     statuses: Counter[int] = Counter()
     with_our_token: Counter[int] = Counter()
     # The two roles take turns, and swap turns between the modes, so each sees both kinds.
     for n, operation in enumerate(operations):
-        if time.monotonic() - started > TIME_BUDGET_SECONDS:
-            break
         role = (Role.SBM, Role.TECHNICIAN)[(n + (mode is GenerationMode.NEGATIVE)) % 2]
         errors += _server_errors(live, operation, mode, live.tokens[role], statuses, with_our_token)
-        tried += 1
     elapsed = time.monotonic() - started
     print(
-        f"{tried} operation runs, {statuses.total()} requests in {elapsed:.0f}s: {statuses}; "
-        f"with the role's own token: {with_our_token}"
+        f"{len(operations)} operation runs, {statuses.total()} requests in {elapsed:.0f}s: "
+        f"{statuses}; with the role's own token: {with_our_token}"
     )
     assert not errors, f"{len(errors)} server errors:\n" + "\n".join(errors)
-    # Every operation must have had its requests: a cut-off run proves little.
-    assert tried >= len(operations), f"only {tried} operation runs in {elapsed:.0f}s"
     # The tokens must have worked: an API that answered only 401 was never really exercised.
     # Counted over the requests that still carried the role's token (invalid requests may
     # replace it, and get a 401 rightly); some are expected even so, as generated requests may
