@@ -118,11 +118,15 @@ class Device(Base):
     # What the device last said about its passcode and encryption (P-REG-7); None: never said.
     protection: Mapped[DeviceProtection | None] = relationship(viewonly=True)
 
+    def erasure_counted(self, erased_at: datetime | Latest | None) -> datetime | None:
+        """The erasure its reports are judged against: `erased_at`, or its latest."""
+        return self.erased_at if erased_at is Latest.ERASE else erased_at
+
     def erased_since(
         self, reported_at: datetime | None, erased_at: datetime | Latest | None = Latest.ERASE
     ) -> bool:
         """Whether its storage was erased (at `erased_at`, else last) after `reported_at`."""
-        erased = self.erased_at if erased_at is Latest.ERASE else erased_at
+        erased = self.erasure_counted(erased_at)
         return erased is not None and reported_at is not None and reported_at <= erased
 
     @property

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from server.activity.services import record
@@ -180,25 +180,25 @@ def record_erasure(
     return erasure
 
 
-def erasures_of(
-    session: Session, device: Device, *, by: datetime | None = None
-) -> Sequence[DeviceErasure]:
+def _newest_first(device: Device, by: datetime | None = None) -> Select[DeviceErasure]:
     """The device's erasures, newest first; only those confirmed by `by`, when given."""
     query = select(DeviceErasure).where(DeviceErasure.device_id == device.id)
     if by is not None:
         query = query.where(DeviceErasure.confirmed_at <= by)
-    return session.scalars(
-        query.options(joinedload(DeviceErasure.recorded_by)).order_by(
-            DeviceErasure.confirmed_at.desc(), DeviceErasure.id.desc()
-        )
-    ).all()
+    return query.options(joinedload(DeviceErasure.recorded_by)).order_by(
+        DeviceErasure.confirmed_at.desc(), DeviceErasure.id.desc()
+    )
+
+
+def erasures_of(session: Session, device: Device) -> Sequence[DeviceErasure]:
+    return session.scalars(_newest_first(device)).all()
 
 
 def latest_erasure(
     session: Session, device: Device, *, by: datetime | None = None
 ) -> DeviceErasure | None:
-    found = erasures_of(session, device, by=by)
-    return found[0] if found else None
+    """The device's newest erasure (confirmed by `by`, when given): one row, not all of them."""
+    return session.scalar(_newest_first(device, by).limit(1))
 
 
 def record_write_off(session: Session, actor: User | None, device: Device, reference: str) -> None:

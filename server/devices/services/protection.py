@@ -84,8 +84,7 @@ def protection_of(
     row = session.scalar(select(DeviceProtection).where(DeviceProtection.device_id == device.id))
     if row is not None and device.erased_since(row.reported_at, erased_at):
         erased = "Not known: the device was erased after its last report"
-        when = device.erased_at if erased_at is Latest.ERASE else erased_at
-        return Protection(erased, erased, None, True, erased_at=when)
+        return Protection(erased, erased, None, True, erased_at=device.erasure_counted(erased_at))
     return describe_protection(row)
 
 
