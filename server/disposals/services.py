@@ -38,6 +38,7 @@ from server.disposals.models import (
     WipeMethod,
 )
 from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from server.licences.services import forget_installed_apps
 from server.schools.models import School
 from server.schools.services import day, when
 
@@ -77,6 +78,13 @@ def _erasure_source(source: ErasureSource | str) -> ErasureSource:
     raise ValueError(f"unknown erasure source {source!r}")
 
 
+def _erased(session: Session, device: Device, at: datetime) -> None:
+    """Whoever vouches for it, an erased device's storage is gone: what it reported no longer
+    describes it, and it holds no licence seat until it reports its apps again."""
+    mark_erased(device, at)
+    forget_installed_apps(session, device)
+
+
 def mark_reset_confirmed(
     session: Session,
     device: Device,
@@ -98,7 +106,7 @@ def mark_reset_confirmed(
     )
     if existing is not None:
         return existing
-    mark_erased(device, at)
+    _erased(session, device, at)
     erasure = DeviceErasure(
         school_id=device.school_id,
         device_id=device.id,
@@ -148,7 +156,7 @@ def _add_erasure_evidence(
         evidence=text,
         recorded_by_id=actor.id,
     )
-    mark_erased(device, erasure.confirmed_at)
+    _erased(session, device, erasure.confirmed_at)
     session.add(erasure)
     session.flush()
     add_event(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.events import AppsReported, FactoryResetConfirmed
+from server.events import AppsReported
 from server.licences import services
 
 
@@ -11,12 +11,4 @@ def on_record_installed_apps(event: AppsReported) -> None:
     services.record_installed_apps(event.session, event.device, event.apps, event.at)
 
 
-def on_erased(event: FactoryResetConfirmed) -> None:
-    """An erased device holds no seat until it reports its apps again."""
-    services.forget_installed_apps(event.session, event.device)
-
-
-HANDLERS = (
-    (AppsReported, on_record_installed_apps),
-    (FactoryResetConfirmed, on_erased),
-)
+HANDLERS = ((AppsReported, on_record_installed_apps),)

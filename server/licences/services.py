@@ -247,8 +247,8 @@ def record_installed_apps(
 
 
 def forget_installed_apps(session: Session, device: Device) -> None:
-    """The device confirmed it was erased: nothing is installed on it until it reports again
-    (joins the caller's transaction)."""
+    """The device was erased (it confirmed it, or someone recorded it with evidence): nothing
+    is installed on it until it reports again (joins the caller's transaction)."""
     session.execute(delete(InstalledApp).where(InstalledApp.device_id == device.id))
 
 

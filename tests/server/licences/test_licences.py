@@ -14,6 +14,8 @@ from server.activity.models import ActivityEntry
 from server.auth.models import Role, User
 from server.db import utcnow
 from server.devices.models import Device, DeviceStatus
+from server.disposals import services as disposals
+from server.disposals.models import ErasureMethod
 from server.errors import NotFound, ValidationFailed
 from server.licences import services
 from server.licences.models import InstalledApp, Licence
@@ -358,3 +360,24 @@ def test_an_erased_device_holds_no_seat_until_it_reports_again(
     services.record_installed_apps(session, erased, [{"app_id": "com.example.Purple"}], utcnow())
     session.commit()
     assert services.reconcile(session, sbm.school_id, today=TODAY).over_deployed
+
+
+@pytest.mark.parametrize("method", list(ErasureMethod))
+def test_a_device_a_technician_records_as_erased_holds_no_seat(
+    session: Session,
+    sbm: User,
+    make_user: Callable[..., User],
+    make_device: Callable[..., Device],
+    method: ErasureMethod,
+) -> None:
+    """P-REG-5: an erasure a named technician records with evidence (reset by hand, or storage
+    destroyed) empties the device as a confirmed reset does: its apps no longer take seats."""
+    kept, erased = make_device(), make_device()
+    licence = _licence(session, sbm, "com.example.Purple", 1)
+    _install(session, [kept, erased], "com.example.Purple")
+    technician = make_user(role=Role.TECHNICIAN)
+    disposals.record_erasure(session, technician, erased, method, "Reset at the desk, seen")
+    assert services.apps_on_device(session, erased) == []
+    result = services.reconcile(session, sbm.school_id, today=TODAY)
+    assert [(line.licence.id, line.installed) for line in result.lines] == [(licence.id, 1)]
+    assert result.devices_reporting == 1 and not result.over_deployed
