@@ -30,6 +30,7 @@ from mqtt.topics import (
     desired_topic,
     parse_device_topic,
     server_subscriptions,
+    status_topic,
     worker_heartbeat_topic,
 )
 from server.channel_roles import Role
@@ -41,6 +42,8 @@ from server.db import Database, Listener, is_contention, one_of, utcnow
 from server.enrolment.models import DeviceIdentity
 from server.enrolment.services import (
     SigningKey,
+    mark_retained_cleared,
+    revoked_with_retained,
     server_key,
     trusted_server_keys,
 )
@@ -50,6 +53,10 @@ from server.profiles.models import UNPUBLISHED, DeviceDesiredState
 
 log = logging.getLogger(__name__)
 
+# How often the publishing side looks for revoked identities whose retained messages are still
+# on the broker, and the topics it clears for each.
+CLEAR_RETAINED_EVERY = 60.0
+CLEARED_TOPICS = (status_topic, desired_topic)
 # How long a sender found unknown or revoked is not looked up again.
 UNKNOWN_FOR = timedelta(seconds=30)
 # FD_SETSIZE on Linux: select() cannot watch a descriptor at or above it.
@@ -179,6 +186,7 @@ class DeviceChannel:
         self._beat_sent: float | None = None  # monotonic time of the unanswered heartbeat
         self._beat_seen = time.monotonic()
         self._last_batch = time.monotonic()  # when the consumer last finished a batch
+        self._next_clearing = 0.0  # monotonic time to look for revoked identities' retained
         # SQLite has one writer: the publishing and recording sides queue for it here.
         self._one_writer = database.one_writer()
         self.client = self._new_client()
@@ -329,6 +337,9 @@ class DeviceChannel:
                     self._publish_pending()
                 if states_waiting:
                     self._publish_desired()
+                if time.monotonic() >= self._next_clearing:
+                    self._next_clearing = time.monotonic() + CLEAR_RETAINED_EVERY
+                    self.clear_revoked_retained()
         except Exception:
             log.exception("could not publish to devices; trying again shortly")
             return False
@@ -466,6 +477,25 @@ class DeviceChannel:
         self.stats.desired_published += len(rows)
         return len(rows)
 
+    def clear_revoked_retained(self) -> int:
+        """Clear what the broker retains on revoked identities' topics (their last status and
+        profile): nobody can read it any more, yet the broker would keep it in memory for ever
+        and replay each status to every worker that subscribes. How many were cleared."""
+        # Read without the writer's lock (SQLite): nearly always there is nothing to clear.
+        with self.database.session(write=False) as session:
+            rows = revoked_with_retained(session, now=self.clock(), limit=self.batch)
+        if not rows:
+            return 0
+        topics = [topic(mqtt_id) for _id, mqtt_id in rows for topic in CLEARED_TOPICS]
+        if not self._publish_all([(topic, b"", True) for topic in topics]):
+            return 0  # cleared again next time: clearing twice does no harm
+        with self._transaction() as session:
+            mark_retained_cleared(session, [id_ for id_, _mqtt_id in rows], now=self.clock())
+        if len(rows) == self.batch:
+            self._next_clearing = 0.0  # more are waiting: the next round goes on
+        log.info("cleared the retained messages of %d revoked identities", len(rows))
+        return len(rows)
+
     # --- consuming ------------------------------------------------------------------
     def _consume_forever(self) -> None:
         while not self._stop.is_set():
@@ -560,6 +590,8 @@ class DeviceChannel:
                 mqtt_id, kind = parse_device_topic(topic)
             except MqttError:
                 continue
+            if kind is TopicKind.STATUS and not payload:
+                continue  # a retained status being cleared: it says nothing of the device
             if kind in (TopicKind.ACK, TopicKind.REPORTED, TopicKind.STATUS):
                 messages.append((topic, mqtt_id, kind, payload))
         if not messages:

@@ -80,6 +80,9 @@ class DeviceIdentity(Base):
     # The `iat` of the last HTTPS check-in accepted: a check-in must be newer (no replays).
     whereabouts_iat: Mapped[int | None] = mapped_column(BigInteger)
     certificate_pem: Mapped[str | None] = mapped_column(Text)
+    # When the worker cleared what the broker retained on its topics (its status, its profile)
+    # after it was revoked; None while that is still to do (or it is not revoked).
+    retained_cleared_at: Mapped[datetime | None]
 
     device: Mapped[Device] = relationship()
 

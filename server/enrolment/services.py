@@ -14,7 +14,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from mqtt.envelope import (
@@ -372,6 +372,31 @@ def revoke_identities(
         identity.online = False
         log.info("revoked %s for %s: %s", identity.mqtt_id, device.asset_tag, why)
     return list(active)
+
+
+# A revoked device's will can still come for one and a half keepalives after it was last heard;
+# its retained messages are cleared only once that has surely passed.
+RETAINED_KEPT_FOR = timedelta(minutes=10)
+
+
+def revoked_with_retained(session: Session, *, now: datetime, limit: int) -> list[tuple[int, str]]:
+    """Revoked identities whose retained status and profile may still be on the broker."""
+    rows = session.execute(
+        select(DeviceIdentity.id, DeviceIdentity.mqtt_id)
+        .where(
+            DeviceIdentity.revoked_at <= now - RETAINED_KEPT_FOR,
+            DeviceIdentity.retained_cleared_at.is_(None),
+        )
+        .order_by(DeviceIdentity.id)
+        .limit(limit)
+    )
+    return [(row.id, row.mqtt_id) for row in rows]
+
+
+def mark_retained_cleared(session: Session, ids: Sequence[int], *, now: datetime) -> None:
+    session.execute(
+        update(DeviceIdentity).where(DeviceIdentity.id.in_(ids)).values(retained_cleared_at=now)
+    )
 
 
 def active_identity(session: Session, device: Device) -> DeviceIdentity | None:

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import threading
 import time
+import uuid
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from mqtt.client import make_client
 from mqtt.envelope import key_id, sign
 from mqtt.limits import MAX_REPORT_BYTES
 from mqtt.messages import Report
-from mqtt.topics import QOS, reported_topic
+from mqtt.topics import QOS, desired_topic, reported_topic, status_topic
 from server.commands import services
 from server.commands.models import Command, CommandStatus
 from server.db import utcnow
 from server.devices.models import Device
 from server.enrolment.models import DeviceIdentity
+from server.enrolment.services import (
+    RETAINED_KEPT_FOR,
+    revoke_identities,
+    server_broker_password,
+)
 from server.errors import Forbidden
 from tests.server.commands.conftest import Live, wait_until
 
@@ -229,3 +238,67 @@ def test_a_full_inventory_is_recorded_and_an_oversize_message_refused(
     refused = f"refused a {MAX_REPORT_BYTES + 1}-byte message"
     wait_until(lambda: refused in caplog.text, what="the oversize report refused")
     assert live.channel.stats.reports == 1
+
+
+def _retained(live: Live, topics: list[str]) -> dict[str, bytes]:
+    """What the broker retains on `topics`, as a new subscriber with the server's login hears."""
+    heard: dict[str, bytes] = {}
+    subscribed = threading.Event()
+    client = make_client(
+        f"look-{uuid.uuid4().hex[:8]}",
+        username=live.settings.mqtt_server_user,
+        password=server_broker_password(live.settings),
+        clean_session=True,
+    )
+    client.on_connect = lambda c, *_a: c.subscribe([(topic, QOS) for topic in topics])
+    client.on_subscribe = lambda *_a: subscribed.set()
+    client.on_message = lambda _c, _u, m: heard.__setitem__(m.topic, bytes(m.payload))
+    client.connect("127.0.0.1", live.port)
+    client.loop_start()
+    try:
+        assert subscribed.wait(10), "could not subscribe"
+        time.sleep(1.0)  # retained messages come straight after the SUBACK
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return heard
+
+
+def test_a_revoked_identitys_retained_messages_leave_the_broker_once_its_will_is_past(
+    live: Live,
+) -> None:
+    """A device erased or enrolled again leaves its old identity's last status and profile
+    retained on the broker, kept in its memory for ever and replayed to every worker. The
+    worker clears them, but only once the old identity's will can no longer come, and leaves
+    every live identity's alone."""
+    gone, kept = live.fakes[0], live.fakes[1]
+    gone.connect()
+    kept.connect()  # each retains "online" on its status topic
+    wait_until(lambda: _identity(live, gone.mqtt_id).online, what="the device to be online")
+    gone.disconnect()
+    topics = [status_topic(gone.mqtt_id), desired_topic(gone.mqtt_id), status_topic(kept.mqtt_id)]
+    # The profile the server sent the old identity, as the worker retains it.
+    sent = live.channel.client.publish(topics[1], b"signed profile", qos=QOS, retain=True)
+    sent.wait_for_publish(5)
+    before = {topics[0]: b"online", topics[1]: b"signed profile", topics[2]: b"online"}
+    assert _retained(live, topics) == before
+
+    revoked_at = utcnow() - RETAINED_KEPT_FOR + timedelta(minutes=1)
+    with live.database.begin() as session:
+        device = session.get(Device, live.devices[0].id)
+        assert device is not None
+        revoke_identities(session, device, now=revoked_at, why="enrolled again")
+    live.channel.clear_revoked_retained()
+    assert _retained(live, topics) == before
+    assert _identity(live, gone.mqtt_id).retained_cleared_at is None
+
+    with live.database.begin() as session:
+        session.execute(
+            update(DeviceIdentity)
+            .where(DeviceIdentity.mqtt_id == gone.mqtt_id)
+            .values(revoked_at=revoked_at - timedelta(minutes=2))
+        )
+    live.channel.clear_revoked_retained()
+    assert _retained(live, topics) == {topics[2]: b"online"}
+    assert _identity(live, gone.mqtt_id).retained_cleared_at is not None
+    assert live.channel.clear_revoked_retained() == 0  # cleared once
