@@ -241,7 +241,8 @@ def test_a_full_inventory_is_recorded_and_an_oversize_message_refused(
 
 
 def _retained(live: Live, topics: list[str]) -> dict[str, bytes]:
-    """What the broker retains on `topics`, as a new subscriber with the server's login hears."""
+    """What the broker retains on `topics`, as a new subscriber with the server's login hears;
+    the last topic always has a retained message, which says the broker has sent them."""
     heard: dict[str, bytes] = {}
     subscribed = threading.Event()
     client = make_client(
@@ -257,7 +258,8 @@ def _retained(live: Live, topics: list[str]) -> dict[str, bytes]:
     client.loop_start()
     try:
         assert subscribed.wait(10), "could not subscribe"
-        time.sleep(1.0)  # retained messages come straight after the SUBACK
+        wait_until(lambda: topics[-1] in heard, timeout=10, what="the retained messages")
+        time.sleep(0.5)  # and any on the other topics, sent with it
     finally:
         client.disconnect()
         client.loop_stop()
