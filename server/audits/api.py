@@ -469,6 +469,7 @@ def photo_checks_overview() -> PhotoOverview:
         clear=picture.clear,
         holding=picture.holding,
         never_reported=picture.never_reported,
+        erased=picture.erased,
         holding_now=[
             HoldingOut(
                 asset_tag=h.asset_tag,

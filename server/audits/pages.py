@@ -266,6 +266,7 @@ class PhotoPicture:
     clear: int
     holding: int
     never_reported: int
+    erased: int  # erased since they last counted their photos, and not reported since
     lines: list[HoldingLine]
 
 

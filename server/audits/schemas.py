@@ -278,7 +278,10 @@ class PhotoCheckOut(BaseModel):
     started_at: datetime
     started_by: str | None
     devices_total: int
-    never_reported: int
+    never_reported: int = Field(
+        description="Devices whose photo count was not known at the start: never reported, or "
+        "erased since"
+    )
     asked: int = Field(description="Enrolled devices asked for a fresh count at the start")
     holding_before: int
     photos_before: int
@@ -322,6 +325,10 @@ class PhotoOverview(BaseModel):
     clear: int
     holding: int
     never_reported: int
+    erased: int = Field(
+        description="Erased since they last counted their photos, and not reported since: their "
+        "count is not known"
+    )
     holding_now: list[HoldingOut]
     half_terms: list[HalfTermOut]
     checks: list[PhotoCheckOut]

@@ -130,6 +130,11 @@ class Device(Base):
         return erased is not None and reported_at is not None and reported_at <= erased
 
     @property
+    def known_photo_count(self) -> int | None:
+        """Its reported photo count, unless its storage was erased since (then not known)."""
+        return None if self.erased_since(self.photo_count_at) else self.photo_count
+
+    @property
     def reported_protection(self) -> DeviceProtection | None:
         """Its latest passcode and encryption report, unless it has been erased since."""
         row = self.protection

@@ -59,7 +59,14 @@ class DeviceOut(BaseModel):
     supplier: str | None
     warranty_until: date | None
     last_seen_at: datetime | None
-    photo_count: int | None
+    photo_count: int | None = Field(
+        default=None,
+        description="Photos on it, as the device last counted them; null: never reported, or "
+        "erased since (not known)",
+    )
+    photo_count_at: datetime | None = Field(
+        default=None, description="When the device counted them; null with a null count"
+    )
     passcode: bool | None = Field(
         default=None, description="Whether the device reports a passcode; null: not known"
     )
@@ -70,7 +77,7 @@ class DeviceOut(BaseModel):
     erased_at: datetime | None = Field(
         default=None,
         description="When its storage was last erased (confirmed by the device or recorded by a "
-        "technician); passcode and encryption reported before then read null",
+        "technician); a photo count, passcode and encryption reported before then read null",
     )
 
 

@@ -26,6 +26,7 @@ from server.audits.services.report import (
 from server.auth.models import Role, User
 from server.db import utcnow
 from server.devices.models import SCAN_KINDS, Device, DeviceEvent
+from server.devices.services import known_photo_count, known_photo_count_at
 from server.errors import Conflict, Forbidden
 from server.notifications import services as notifications
 from server.schools.services.clock import when
@@ -41,8 +42,8 @@ def _snapshot(session: Session, audit: Audit, now: datetime) -> None:
         .values(
             holder_id=Device.holder_id,
             last_seen_at=Device.last_seen_at,
-            photo_count=Device.photo_count,
-            photo_count_at=Device.photo_count_at,
+            photo_count=known_photo_count(),
+            photo_count_at=known_photo_count_at(),
             online=case((_online_now(Device.id, now), True), else_=False),
             silent=case((_silent_now(Device.last_seen_at, now), True), else_=False),
             holding_photos=case((_holding_photos(), True), else_=False),

@@ -22,7 +22,7 @@ from server.commands import services as commands
 from server.commands.models import Command, CommandStatus
 from server.db import utcnow
 from server.devices.models import Device, DeviceStatus
-from server.devices.services import add_event, get_device
+from server.devices.services import add_event, get_device, known_photo_count, known_photo_count_at
 from server.enrolment.models import DeviceIdentity
 from server.errors import Conflict, NotFound, ValidationFailed
 from server.schools.models import School
@@ -44,11 +44,14 @@ def photo_picture(
     """Which devices still hold photos now, with how old each report is."""
     now = now or utcnow()
     live = [Device.school_id == school_id, Device.status != DeviceStatus.DISPOSED]
-    total, holding, never = session.execute(
+    # A count reported before the device's storage was last erased is not known, not held.
+    count = known_photo_count()
+    total, holding, never, erased = session.execute(
         select(
             func.count(),
-            func.sum(case((Device.photo_count > 0, 1), else_=0)),
+            func.sum(case((count > 0, 1), else_=0)),
             func.sum(case((Device.photo_count.is_(None), 1), else_=0)),
+            func.sum(case((Device.photo_count.is_not(None) & count.is_(None), 1), else_=0)),
         ).where(*live)
     ).one()
     paths = place_paths(session, school_id)
@@ -61,16 +64,18 @@ def photo_picture(
             Device.photo_count_at,
             _enrolled(Device.id),
         )
-        .where(*live, Device.photo_count > 0)
+        .where(*live, count > 0)
         .order_by(Device.photo_count_at, Device.asset_tag)
         .limit(limit)
     ).all()
-    total, holding, never = int(total or 0), int(holding or 0), int(never or 0)
+    total, holding = int(total or 0), int(holding or 0)
+    never, erased = int(never or 0), int(erased or 0)
     return PhotoPicture(
         total=total,
-        clear=total - holding - never,
+        clear=total - holding - never - erased,
         holding=holding,
         never_reported=never,
+        erased=erased,
         lines=[
             HoldingLine(
                 tag,
@@ -127,8 +132,10 @@ def start_photo_check(session: Session, actor: User, *, now: datetime | None = N
             details={"check_id": running},
         )
     live = [Device.school_id == school_id, Device.status != DeviceStatus.DISPOSED]
+    # Devices erased since they last counted their photos start the check not known, as those
+    # that never counted them do.
     total, never = session.execute(
-        select(func.count(), func.sum(case((Device.photo_count.is_(None), 1), else_=0))).where(
+        select(func.count(), func.sum(case((known_photo_count().is_(None), 1), else_=0))).where(
             *live
         )
     ).one()
@@ -156,8 +163,8 @@ def start_photo_check(session: Session, actor: User, *, now: datetime | None = N
                 literal(school_id),
                 literal(check.id),
                 Device.id,
-                Device.photo_count,
-                Device.photo_count_at,
+                known_photo_count(),
+                known_photo_count_at(),
                 _enrolled(Device.id),
             ).where(*live),
         )

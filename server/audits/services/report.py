@@ -39,6 +39,7 @@ from server.audits.services.starting import get_audit
 from server.auth.models import User
 from server.db import utcnow
 from server.devices.models import Device
+from server.devices.services import known_photo_count, known_photo_count_at
 from server.enrolment.models import DeviceIdentity
 from server.schools.models import Term
 
@@ -98,8 +99,8 @@ def _facts(audit: Audit, now: datetime) -> _Facts:
         silent=_silent_now(Device.last_seen_at, now),
         photos_flag=_holding_photos(),
         last_seen=Device.last_seen_at,
-        photos=Device.photo_count,
-        photos_at=Device.photo_count_at,
+        photos=known_photo_count(),
+        photos_at=known_photo_count_at(),
         holder=Device.holder_id,
         live=True,
     )
@@ -116,8 +117,8 @@ def _online_now(device_id: Any, now: datetime) -> ColumnElement[bool]:
 
 
 def _holding_photos() -> ColumnElement[bool]:
-    """Found, and its last report still counted photos on it."""
-    return and_(AuditItem.state != AuditState.MISSING, Device.photo_count > 0)
+    """Found, and its last report (since its storage was last erased) counted photos on it."""
+    return and_(AuditItem.state != AuditState.MISSING, known_photo_count() > 0)
 
 
 def _silent_now(last_seen: Any, now: datetime) -> ColumnElement[bool]:

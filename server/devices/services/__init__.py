@@ -9,6 +9,7 @@ from server.devices.services.moves import (
     request_home_change,
 )
 from server.devices.services.parsing import MONTHS, format_pounds, parse_money, parse_uk_date
+from server.devices.services.photos import known_photo_count, known_photo_count_at
 from server.devices.services.protection import (
     PROTECTION_LABELS,
     PROTECTION_STATES,
@@ -80,6 +81,8 @@ __all__ = [
     "find_by_tag",
     "format_pounds",
     "get_device",
+    "known_photo_count",
+    "known_photo_count_at",
     "mark_erased",
     "move_requests",
     "moves_waiting",

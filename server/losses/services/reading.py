@@ -117,16 +117,21 @@ def _settings_facts(
 def known_facts(session: Session, loss: LossReport) -> Facts:
     """What the device itself reported, and how long before the loss; the rest is not known."""
     device = loss.device
-    if device.photo_count is None:
-        photos = "Not known: the device has never reported how many photos it holds"
-    else:
-        photos = f"{plural(device.photo_count, 'photo')}{_age(device.photo_count_at, loss)}"
     erased_at = _erased_before(session, loss)
+    count, counted_at = device.photo_count, device.photo_count_at
+    if count is None:
+        photos = "Not known: the device has never reported how many photos it holds"
+    elif device.erased_since(counted_at, erased_at):
+        # Counted before an erase that came before the loss: those photos no longer existed.
+        count = counted_at = None
+        photos = "Not known: the device was erased after it last counted its photos"
+    else:
+        photos = f"{plural(count, 'photo')}{_age(counted_at, loss)}"
     protection = protection_of(session, device, erased_at=erased_at)
     profile_name, settings, enforced, missing = _settings_facts(session, device, loss, erased_at)
     return Facts(
-        photo_count=device.photo_count,
-        photo_count_at=device.photo_count_at,
+        photo_count=count,
+        photo_count_at=counted_at,
         photos=photos,
         last_check_in=device.last_seen_at,
         profile_name=profile_name,

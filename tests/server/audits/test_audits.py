@@ -19,6 +19,7 @@ from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from server.notifications.models import Notification
 from server.schools.models import Location, School, Term
 from tests.server.audits.conftest import BASE_URL, NOW, Fleet
+from tests.server.conftest import confirm_reset
 
 
 def _scan(session: Session, user: User, audit: Audit, code: str, place: Location, **kw: object):
@@ -345,6 +346,23 @@ def test_the_report_while_open_is_live(
     assert got.live and got.totals.missing == 3 and got.totals.where_is_it == 1
     assert [line.asset_tag for line in got.where_is_it.lines] == ["Y4-4"]
     assert got.totals.silent == 2 and got.totals.photos == 1
+
+
+def test_a_device_erased_since_it_counted_photos_is_not_found_with_photos(
+    session: Session, lead: User, teacher: User, fleet: Fleet
+) -> None:
+    """P-AUDIT-2, P-PHOTO-2: Y4-2 counted 3 photos, then its storage was erased (a reset it
+    confirmed): it is not listed as found with photos, live or at sign-off, and the signed-off
+    report keeps its count as not known rather than the count from before the erase."""
+    audit = _run_spring_audit(session, lead, teacher, fleet)
+    confirm_reset(session, fleet.y4_devices[1], NOW - timedelta(days=1))
+    live = services.report(session, lead.school_id, audit.id, now=NOW)
+    assert live.totals.photos == 0 and live.photos.lines == []
+    services.close_audit(session, lead, audit.id, now=NOW)
+    got = services.report(session, lead.school_id, audit.id, now=NOW + timedelta(days=60))
+    assert got.totals.photos == 0 and got.photos.lines == []
+    (misplaced,) = got.misplaced.lines
+    assert (misplaced.photo_count, misplaced.photo_count_at) == (None, None)
 
 
 def test_the_report_compares_with_last_term(

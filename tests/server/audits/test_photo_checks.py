@@ -17,6 +17,7 @@ from server.commands.models import Command, CommandStatus
 from server.devices.models import Device
 from server.errors import Conflict, NotFound, ValidationFailed
 from tests.server.audits.conftest import NOW, Fleet
+from tests.server.conftest import confirm_reset
 
 
 def _photos(device: Device, count: int | None, days_ago: float = 2) -> None:
@@ -51,6 +52,34 @@ def test_a_check_records_which_devices_hold_photos_and_how_old_each_report_is(
     assert entry is not None and entry.details["holding_photos"] == 2
     with pytest.raises(Conflict, match="already open"):
         services.start_photo_check(session, lead, now=NOW)
+
+
+def test_photos_counted_before_an_erase_are_not_known_not_held(
+    session: Session, lead: User, fleet: Fleet
+) -> None:
+    """P-PHOTO-2: a device whose storage was erased after it last counted its photos does not
+    hold them (they went with the erase), nor is it clear (it has not said so): not known, in
+    the picture, at the start of a check, and in the check's lines, until it reports again."""
+    y4 = fleet.y4_devices
+    _photos(y4[0], 5, days_ago=3)
+    _photos(y4[1], 4, days_ago=3)
+    for device in [*y4[2:], *fleet.y3_devices]:
+        _photos(device, 0)
+    session.commit()
+    confirm_reset(session, y4[1], NOW - timedelta(days=1))
+    picture = services.photo_picture(session, lead.school_id, now=NOW)
+    assert (picture.total, picture.clear, picture.holding) == (7, 5, 1)
+    assert (picture.never_reported, picture.erased) == (0, 1)
+    assert [h.asset_tag for h in picture.lines] == ["Y4-1"]
+    check = services.start_photo_check(session, lead, now=NOW)
+    assert (check.holding_before, check.photos_before, check.never_reported) == (1, 5, 1)
+    lines = {line.asset_tag: line for line in services.photo_check_lines(session, check)}
+    assert lines["Y4-2"].photos_before is None and lines["Y4-2"].outcome == "unconfirmed"
+    # Counting again after the erase is a report like any other.
+    _photos(y4[1], 2, days_ago=0.5)
+    session.commit()
+    again = services.photo_picture(session, lead.school_id, now=NOW)
+    assert (again.holding, again.erased) == (2, 0)
 
 
 def test_a_check_takes_in_every_device_and_asks_each_enrolled_one_for_a_fresh_count(

@@ -44,7 +44,7 @@ def _reports_its_profile(
     session: Session, device: Device, lead: User, school: School, *, days: int
 ) -> None:
     """The school's profile, reported `days` before NOW: every setting enforced but the camera;
-    a passcode, and nothing said about encryption."""
+    a passcode, nothing said about encryption, and 12 photos on it."""
     profile = profiles.create_profile(session, lead, name="KS2 iPads", start_from="ks2-ipad")
     profiles.assign(session, lead, profile, "school", school.id)
     desired = profiles.desired_state(session, device)
@@ -66,6 +66,7 @@ def _reports_its_profile(
         details={"passcode": "set on the device"},
         at=said,
     )
+    device.photo_count, device.photo_count_at = 12, said
     session.commit()
 
 
@@ -90,6 +91,10 @@ def test_breach_facts_are_what_the_device_reported_and_when(
     assert "Locks itself when idle: after 10 minutes idle" in facts.restrictions
     assert facts.not_enforced == ["Camera: failed (camera files still open)"]
     assert "2 days" in facts.settings
+    assert (
+        facts.photos.startswith("12 photos, reported 2 days") and "before the loss" in facts.photos
+    )
+    assert facts.photo_count == 12
     services.assess(
         session,
         head,
@@ -111,8 +116,8 @@ def test_what_a_device_said_before_an_earlier_erase_is_not_a_breach_fact(
     school: School,
 ) -> None:
     """P-LOSS-2: reset a day before it went missing (and not reported since), the device's
-    earlier passcode and settings describe storage that no longer exists: not known, and still
-    not known once it is erased again remotely after the loss."""
+    earlier passcode, settings and photo count describe storage that no longer exists: not
+    known, and still not known once it is erased again remotely after the loss."""
     _reports_its_profile(session, device, make_user(Role.COMPUTING_LEAD), school, days=3)
     confirm_reset(session, device, NOW - timedelta(days=1))
     loss = report(device)
@@ -122,3 +127,5 @@ def test_what_a_device_said_before_an_earlier_erase_is_not_a_breach_fact(
     assert facts.encryption.startswith("Not known")
     assert facts.restrictions == [] and facts.not_enforced == []
     assert facts.settings.startswith("Not known") and "erased" in facts.settings
+    assert facts.photos.startswith("Not known") and "erased" in facts.photos
+    assert facts.photo_count is None and facts.photo_count_at is None
