@@ -44,6 +44,8 @@ def _wipe_unconfirmed(session: Session, device: Device) -> str | None:
         and device.photo_count_at >= returned_at
     ):
         return None  # the device has since reported no photos at all
+    if device.erased_at is not None and returned_at is not None and device.erased_at >= returned_at:
+        return None  # its storage has since been erased, as the device or a technician vouches
     if note:
         return note
     if status is None or status is CommandStatus.DONE:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,8 @@ from server.auth.models import Role, User
 from server.commands.models import Command, CommandStatus
 from server.db import utcnow
 from server.devices.models import Device
+from server.disposals.models import DeviceErasure, ErasureSource
+from server.disposals.services import latest_erasure
 from server.errors import Conflict, NotFound, ValidationFailed
 from server.loans.models import ItemState, Loan, LoanItem
 from server.loans.pages import WipeSummary
@@ -202,8 +205,18 @@ def record_wiped_by_hand(
     return item
 
 
-def _later_evidence(session: Session, items: Sequence[LoanItem]) -> dict[int, tuple[datetime, str]]:
-    """Per item id: when and how the device itself later showed its photos gone."""
+@dataclass(frozen=True)
+class _Later:
+    """How the device's photos were later shown gone: when, in words, and by whom (None: the
+    device itself)."""
+
+    at: datetime
+    how: str
+    by_id: int | None = None
+
+
+def _later_evidence(session: Session, items: Sequence[LoanItem]) -> dict[int, _Later]:
+    """Per item id: when and how the device's photos were later shown gone."""
     device_ids = sorted({item.device_id for item in items})
     done = dict(
         session.execute(
@@ -224,14 +237,37 @@ def _later_evidence(session: Session, items: Sequence[LoanItem]) -> dict[int, tu
         device = item.device
         wiped = done.get(item.device_id)
         if wiped is not None and wiped >= since:
-            found[item.id] = (wiped, "a later photo wipe was confirmed by the device")
+            found[item.id] = _Later(wiped, "a later photo wipe was confirmed by the device")
         elif (
             device.photo_count == 0
             and device.photo_count_at is not None
             and device.photo_count_at >= since
         ):
-            found[item.id] = (device.photo_count_at, "the device later reported no photos on it")
+            found[item.id] = _Later(
+                device.photo_count_at, "the device later reported no photos on it"
+            )
+        elif device.erased_at is not None and device.erased_at >= since:
+            # Its storage erased since: the photos went with it, as the device or a named
+            # technician vouches (the erasure record says which).
+            erasure = latest_erasure(session, device)
+            if erasure is not None:
+                found[item.id] = _erased(erasure)
     return found
+
+
+def _erased(erasure: DeviceErasure) -> _Later:
+    """An erasure as evidence the photos are gone, in the words of who vouches for it."""
+    if erasure.source is ErasureSource.DEVICE_ACKNOWLEDGEMENT:
+        return _Later(erasure.confirmed_at, "the device later confirmed a factory reset")
+    who = erasure.recorded_by.name if erasure.recorded_by else "a technician"
+    method = erasure.method.label.lower()
+    # The note is cut so the whole resolution fits its column (names are at most 120).
+    note = (erasure.evidence or "no note")[:300]
+    return _Later(
+        erasure.confirmed_at,
+        f"{who} later recorded its storage erased ({method}: {note})",
+        erasure.recorded_by_id,
+    )
 
 
 # The wipe that answers for an item, and from when its photos must be gone, in SQL.
@@ -268,8 +304,8 @@ def chase_wipes(session: Session, *, now: datetime) -> int:
     # something since can have shown its photos gone: the wipes are read for those alone.
     heard_since = exists().where(
         Device.id == LoanItem.device_id,
-        Device.photo_count_at >= _SINCE,
-        (Device.photo_count == 0) | later_wipe,
+        ((Device.photo_count_at >= _SINCE) & ((Device.photo_count == 0) | later_wipe))
+        | (Device.erased_at >= _SINCE),
     )
     undone = exists().where(Command.id == _RELEVANT, Command.status.in_(UNDONE))
     items = _outstanding(session, heard_since | (LoanItem.wipe_chased_at.is_(None) & undone))
@@ -279,12 +315,12 @@ def chase_wipes(session: Session, *, now: datetime) -> int:
     to_chase = []
     for item in items:
         if item.id in evidence:
-            at, how = evidence[item.id]
+            later = evidence[item.id]
             school = _school(session, item.school_id)
             item.wipe_outstanding = False
             item.wipe_resolved_at = now
-            item.wipe_resolved_by_id = None
-            item.wipe_resolution = f"Confirmed later: {how} ({when(at, school)})."
+            item.wipe_resolved_by_id = later.by_id
+            item.wipe_resolution = f"Confirmed later: {later.how} ({when(later.at, school)})."
             continue
         command = _command(item)
         if command is not None and command.status in UNDONE and item.wipe_chased_at is None:

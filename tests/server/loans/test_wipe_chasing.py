@@ -12,17 +12,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.activity.models import ActivityEntry
-from server.auth.models import User
+from server.auth.models import Role, User
 from server.commands import services as commands
 from server.commands.models import Command, CommandStatus
 from server.devices.models import Device
+from server.disposals import services as disposals
+from server.disposals.models import ErasureMethod
 from server.enrolment.models import DeviceIdentity
 from server.errors import Conflict, ValidationFailed
 from server.loans import services
 from server.loans.models import LoanItem
 from server.notifications.models import EmailMessage, Notification
 from server.schools.models import Location
-from tests.server.conftest import csrf_token, log_in_as
+from tests.server.conftest import confirm_reset, csrf_token, log_in_as
 from tests.server.loans.conftest import TUESDAY_1020, scan
 
 KIND = "loans.wipe_not_confirmed"
@@ -348,6 +350,62 @@ def test_a_later_confirmed_wipe_resolves_an_earlier_failure(
     ).first()
     assert first_item is not None and first_item.wipe_resolved_by_id is None
     assert "later photo wipe" in (first_item.wipe_resolution or "")
+
+
+@pytest.mark.parametrize("erased_by", ["device", "technician"])
+def test_an_erase_since_the_return_settles_a_wipe_that_failed(
+    session: Session,
+    teacher: User,
+    lead: User,
+    fleet: list[Device],
+    trolley: Location,
+    enrol: Callable[[Device], DeviceIdentity],
+    ack: Callable[..., Command],
+    make_user: Callable[..., User],
+    erased_by: str,
+) -> None:
+    """P-PHOTO-1: the lesson's photos went with the device's storage when it was erased after
+    the return (a reset it confirmed, or a technician's record with evidence): the failed wipe
+    is settled, in the words of who vouches for it, the next class is not warned of photos, and
+    a technician's erasure is theirs, not the device's."""
+    device = fleet[0]
+    enrol(device)
+    scan(session, teacher, device, trolley)
+    scan(session, teacher, device, trolley, "in", now=TUESDAY_1020 + timedelta(minutes=20))
+    (wipe,) = _wipes(session, device)
+    ack(wipe, "failed", deleted=0, remaining=2)
+    services.run_reconciliation(session, now=TUESDAY_1020 + timedelta(minutes=21))
+    session.commit()
+    assert len(services.wipes_to_check(session, lead.school_id)) == 1
+    technician = make_user(Role.TECHNICIAN)
+    if erased_by == "device":
+        confirm_reset(session, device, TUESDAY_1020 + timedelta(hours=2))
+    else:
+        disposals.record_erasure(
+            session, technician, device, ErasureMethod.FACTORY_RESET, "reset at the desk"
+        )
+    # The next class is not warned of photos, even before the job has settled the wipe.
+    again = scan(
+        session, teacher, device, trolley, now=TUESDAY_1020 + timedelta(hours=2, minutes=5)
+    )
+    assert not any("may still be on" in w for w in again.warnings)
+    services.run_reconciliation(session, now=TUESDAY_1020 + timedelta(hours=3))
+    session.commit()
+    assert services.wipes_to_check(session, lead.school_id) == []
+    session.expire_all()
+    item = session.scalars(
+        select(LoanItem).where(LoanItem.device_id == device.id).order_by(LoanItem.id)
+    ).first()
+    assert item is not None and not item.wipe_outstanding
+    if erased_by == "device":
+        assert item.wipe_resolved_by_id is None
+        assert "the device later confirmed a factory reset" in (item.wipe_resolution or "")
+    else:
+        assert item.wipe_resolved_by_id == technician.id
+        assert f"{technician.name} later recorded its storage erased" in (
+            item.wipe_resolution or ""
+        )
+        assert "reset at the desk" in (item.wipe_resolution or "")
 
 
 def test_a_wipe_checked_by_hand_is_not_warned_of_at_the_next_take_out(
