@@ -20,6 +20,7 @@ LOST_MODE_LABELS = {
     "active": "Active: the device is locked and shows the return message",
     "turning_off": "Turning off: waiting for the device",
     "off": "Off",
+    "erased": "Not known: the device was erased after it confirmed lost mode",
     "failed": "Not confirmed",
     "not_possible": NOT_ENROLLED,
     "none": "Not asked for",

@@ -101,7 +101,10 @@ class ClockOut(BaseModel):
 
 
 class LostModeOut(BaseModel):
-    state: str = Field(description="none, not_possible, pending, active, failed, turning_off, off")
+    state: str = Field(
+        description="none, not_possible, pending, active, failed, turning_off, off, erased (not "
+        "known: the device was erased after it confirmed lost mode)"
+    )
     label: str
     command_id: int | None
     command_status: CommandStatus | None

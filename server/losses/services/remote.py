@@ -62,6 +62,9 @@ def lost_mode(session: Session, loss: LossReport) -> LostMode:
     enabled = bool(latest.args.get("enabled"))
     status = latest.status
     if status is CommandStatus.DONE:
+        if enabled and loss.device.erased_since(latest.finished_at):
+            # Erased after it confirmed lost mode: whether it is still locked is not known.
+            return LostMode("erased", latest)
         return LostMode("active" if enabled else "off", latest)
     if not status.finished:
         return LostMode("pending" if enabled else "turning_off", latest)

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from mqtt.messages import AckState
 from server.activity.models import ActivityEntry
 from server.auth.models import Role, User
 from server.commands import services as commands
@@ -20,7 +21,7 @@ from server.losses import services
 from server.losses.models import Decision, LossEvent, LossKind, LossReport, Outcome, RiskLevel
 from server.notifications.models import EmailMessage, Notification
 from server.schools.models import Location, School
-from tests.server.conftest import settle
+from tests.server.conftest import confirm_reset, settle
 from tests.server.losses.conftest import NOW
 
 
@@ -135,6 +136,27 @@ def test_lost_mode_is_queued_with_the_schools_return_message(
     command.status = CommandStatus.DONE
     session.flush()
     assert services.lost_mode(session, loss).state == "active"
+
+
+def test_lost_mode_is_not_claimed_active_once_the_device_is_erased(
+    session: Session,
+    report: Callable[..., LossReport],
+    device: Device,
+    enrolled: Callable[[Device], Device],
+) -> None:
+    """P-LOSS-3, P-LOSS-2: a device that confirmed lost mode and was then erased (a remote wipe it
+    confirmed) is not said to be locked showing the return message: an erase can end lost mode,
+    so whether it is still locked is not known."""
+    enrolled(device)
+    loss = report(device)
+    (command,) = session.scalars(select(Command)).all()
+    commands.record_answer(session, command, AckState.DONE, "", {}, now=NOW + timedelta(minutes=5))
+    session.commit()
+    assert services.lost_mode(session, loss).state == "active"
+    confirm_reset(session, device, NOW + timedelta(hours=1))
+    state = services.lost_mode(session, loss)
+    assert state.state == "erased" and state.label.startswith("Not known")
+    assert services.known_facts(session, loss).lost_mode.startswith("Not known")
 
 
 def test_an_unenrolled_device_is_reported_with_lost_mode_not_possible(
