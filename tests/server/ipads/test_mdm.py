@@ -32,6 +32,25 @@ def _command(session: Session, command_id: int) -> Command:
     return command
 
 
+def _erase(
+    session: Session,
+    ipad: SimulatedIpad,
+    device: Device,
+    technician: User,
+    make_user: Callable[..., User],
+) -> Command:
+    """Ask for a factory reset (approved by the head where the budget asks for it) and let the
+    iPad take it."""
+    ipad.run()
+    (reset,) = commands.issue(session, technician, [device], "factory_reset")
+    if reset.status is CommandStatus.PENDING_APPROVAL:
+        head = settle(make_user(Role.HEADTEACHER))
+        session.commit()
+        commands.approve(session, head, command_id=reset.id, stepped_up_at=utcnow())
+    ipad.run()
+    return reset
+
+
 def test_an_ipad_enrols_and_reports_what_it_is(
     enrol_ipad: Enrol, session: Session, client: FlaskClient, technician: User
 ) -> None:
@@ -90,13 +109,7 @@ def test_an_erase_is_confirmed_only_by_the_checkout(
 ) -> None:
     """P-LEAVE-1: the acknowledgement alone does not finish a reset; the iPad's CheckOut does."""
     ipad, device = enrol_ipad()
-    ipad.run()
-    (reset,) = commands.issue(session, technician, [device], "factory_reset")
-    if reset.status is CommandStatus.PENDING_APPROVAL:
-        head = settle(make_user(Role.HEADTEACHER))
-        session.commit()
-        commands.approve(session, head, command_id=reset.id, stepped_up_at=utcnow())
-    ipad.run()
+    reset = _erase(session, ipad, device, technician, make_user)
     assert ipad.erased
     assert _command(session, reset.id).status is CommandStatus.RECEIVED
     assert ipad.check_in("CheckOut").status_code == 200
@@ -131,13 +144,7 @@ def test_an_ipad_that_enrols_again_after_an_erase_stays_managed(
     """P-LEAVE-1: enrolling again confirms the erase the old enrolment acknowledged; the new
     enrolment is the one Trolley manages the iPad through, not ended with the old one."""
     ipad, device = enrol_ipad()
-    ipad.run()
-    (reset,) = commands.issue(session, technician, [device], "factory_reset")
-    if reset.status is CommandStatus.PENDING_APPROVAL:
-        head = settle(make_user(Role.HEADTEACHER))
-        session.commit()
-        commands.approve(session, head, command_id=reset.id, stepped_up_at=utcnow())
-    ipad.run()
+    reset = _erase(session, ipad, device, technician, make_user)
     assert ipad.erased and _command(session, reset.id).status is CommandStatus.RECEIVED
     enrol_ipad(device)
     assert _command(session, reset.id).status is CommandStatus.DONE

@@ -55,6 +55,33 @@ def _item(session: Session, device: Device) -> LoanItem:
     return item
 
 
+def _first_item(session: Session, device: Device) -> LoanItem:
+    session.expire_all()
+    item = session.scalars(
+        select(LoanItem).where(LoanItem.device_id == device.id).order_by(LoanItem.id)
+    ).first()
+    assert item is not None
+    return item
+
+
+def _back_with_a_failed_wipe(
+    session: Session,
+    teacher: User,
+    lead: User,
+    device: Device,
+    trolley: Location,
+    ack: Callable[..., Command],
+) -> None:
+    """Taken out and put back; the device answers that its wipe failed, and it is listed."""
+    scan(session, teacher, device, trolley)
+    scan(session, teacher, device, trolley, "in", now=TUESDAY_1020 + timedelta(minutes=20))
+    (wipe,) = _wipes(session, device)
+    ack(wipe, "failed", deleted=0, remaining=2)
+    services.run_reconciliation(session, now=TUESDAY_1020 + timedelta(minutes=21))
+    session.commit()
+    assert len(services.wipes_to_check(session, lead.school_id)) == 1
+
+
 def test_an_expired_wipe_tells_the_returning_teacher_and_the_computing_lead(
     session: Session,
     teacher: User,
@@ -331,13 +358,7 @@ def test_a_later_confirmed_wipe_resolves_an_earlier_failure(
     """The device's own later answer resolves it: the list keeps only what is still open."""
     device = fleet[0]
     enrol(device)
-    scan(session, teacher, device, trolley)
-    scan(session, teacher, device, trolley, "in", now=TUESDAY_1020 + timedelta(minutes=20))
-    (first,) = _wipes(session, device)
-    ack(first, "failed", deleted=0, remaining=2)
-    services.run_reconciliation(session, now=TUESDAY_1020 + timedelta(minutes=21))
-    session.commit()
-    assert len(services.wipes_to_check(session, lead.school_id)) == 1
+    _back_with_a_failed_wipe(session, teacher, lead, device, trolley, ack)
     scan(session, teacher, device, trolley, now=TUESDAY_1020 + timedelta(hours=3))
     scan(session, teacher, device, trolley, "in", now=TUESDAY_1020 + timedelta(hours=4))
     second = _wipes(session, device)[-1]
@@ -345,10 +366,8 @@ def test_a_later_confirmed_wipe_resolves_an_earlier_failure(
     services.run_reconciliation(session, now=TUESDAY_1020 + timedelta(hours=4, minutes=1))
     session.commit()
     assert services.wipes_to_check(session, lead.school_id) == []
-    first_item = session.scalars(
-        select(LoanItem).where(LoanItem.device_id == device.id).order_by(LoanItem.id)
-    ).first()
-    assert first_item is not None and first_item.wipe_resolved_by_id is None
+    first_item = _first_item(session, device)
+    assert first_item.wipe_resolved_by_id is None
     assert "later photo wipe" in (first_item.wipe_resolution or "")
 
 
@@ -370,13 +389,7 @@ def test_an_erase_since_the_return_settles_a_wipe_that_failed(
     a technician's erasure is theirs, not the device's."""
     device = fleet[0]
     enrol(device)
-    scan(session, teacher, device, trolley)
-    scan(session, teacher, device, trolley, "in", now=TUESDAY_1020 + timedelta(minutes=20))
-    (wipe,) = _wipes(session, device)
-    ack(wipe, "failed", deleted=0, remaining=2)
-    services.run_reconciliation(session, now=TUESDAY_1020 + timedelta(minutes=21))
-    session.commit()
-    assert len(services.wipes_to_check(session, lead.school_id)) == 1
+    _back_with_a_failed_wipe(session, teacher, lead, device, trolley, ack)
     technician = make_user(Role.TECHNICIAN)
     if erased_by == "device":
         confirm_reset(session, device, TUESDAY_1020 + timedelta(hours=2))
@@ -392,11 +405,8 @@ def test_an_erase_since_the_return_settles_a_wipe_that_failed(
     services.run_reconciliation(session, now=TUESDAY_1020 + timedelta(hours=3))
     session.commit()
     assert services.wipes_to_check(session, lead.school_id) == []
-    session.expire_all()
-    item = session.scalars(
-        select(LoanItem).where(LoanItem.device_id == device.id).order_by(LoanItem.id)
-    ).first()
-    assert item is not None and not item.wipe_outstanding
+    item = _first_item(session, device)
+    assert not item.wipe_outstanding
     if erased_by == "device":
         assert item.wipe_resolved_by_id is None
         assert "the device later confirmed a factory reset" in (item.wipe_resolution or "")
