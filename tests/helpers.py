@@ -11,7 +11,9 @@ import sqlite3
 import tempfile
 import threading
 from collections.abc import Callable
+from datetime import datetime, time, timedelta
 from pathlib import Path
+from time import sleep
 from typing import Any, TypeVar
 
 import pytest
@@ -160,6 +162,20 @@ def unused_code(secret: str, who: object) -> str:
                 _CODE_STEPS[who] = step
                 return str(totp.generate_otp(step))
         time.sleep(1)
+
+
+def lesson_just_ended(here: datetime) -> tuple[time, time]:
+    """A lesson that ended a moment before `here` (a school's local time): 40 minutes long, or
+    from midnight just after it, as a lesson cannot cross midnight. In the first two seconds of
+    a day it waits them out, so that such a lesson has ended by the time it is returned."""
+    midnight = here.replace(hour=0, minute=0, second=0, microsecond=0)
+    early = midnight + timedelta(seconds=2) - here
+    if early > timedelta(0):
+        sleep(early.total_seconds())
+        here += early
+    ends = max(here - timedelta(minutes=1), midnight + timedelta(seconds=1))
+    starts = max(here - timedelta(minutes=40), midnight)
+    return starts.time(), ends.time()
 
 
 def in_own_thread(fn: Callable[..., T], *args: Any, timeout: float = 120) -> T:

@@ -18,6 +18,7 @@ from server.loans.models import LessonPeriod
 from server.schools.models import School, Term
 from server.schools.services import local, uk_default_terms
 from tests.e2e.conftest import Stack
+from tests.helpers import lesson_just_ended
 from tests.server.commands.conftest import wait_until
 
 
@@ -45,13 +46,8 @@ def test_a_device_still_out_when_its_lesson_ends_deletes_its_photos(stack: Stack
     with stack.database.begin() as session:
         school = session.get(School, stack.school_id)
         assert school is not None
-        here = local(now, school)
-        ends, starts = here - timedelta(minutes=1), here - timedelta(minutes=40)
-        if starts.date() != here.date():
-            pytest.skip("a lesson cannot cross midnight; run again after 00:41")
-        session.add(
-            LessonPeriod(school_id=school.id, name="Art", starts=starts.time(), ends=ends.time())
-        )
+        starts, ends = lesson_just_ended(local(now, school))
+        session.add(LessonPeriod(school_id=school.id, name="Art", starts=starts, ends=ends))
         lead = session.merge(stack.lead)
         assert isinstance(lead, User)
         loans.scan(

@@ -20,6 +20,7 @@ from server.loans import services
 from server.loans.models import LessonPeriod
 from server.schools.models import Location, LocationKind, School
 from server.schools.services import add_location, local
+from tests.helpers import lesson_just_ended
 from tests.server.commands.conftest import Live, wait_until
 from tests.server.conftest import DATA_KEY, log_in_as
 from tests.server.loans.conftest import BASE
@@ -135,15 +136,8 @@ def test_a_device_still_out_when_its_lesson_ends_wipes_its_photos(
     with live.database.begin() as session:
         school = session.get(School, live.devices[0].school_id)
         assert school is not None
-        here = local(now, school)
-        ends, starts = here - timedelta(minutes=1), here - timedelta(minutes=40)
-        if starts.date() != here.date():
-            pytest.skip("a lesson cannot cross midnight; run again after 00:41")
-        session.add(
-            LessonPeriod(
-                school_id=school.id, name="Science", starts=starts.time(), ends=ends.time()
-            )
-        )
+        starts, ends = lesson_just_ended(local(now, school))
+        session.add(LessonPeriod(school_id=school.id, name="Science", starts=starts, ends=ends))
         teacher = session.get(User, teacher_id)
         assert teacher is not None
         out = services.scan(
