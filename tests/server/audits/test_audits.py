@@ -474,11 +474,6 @@ def test_follow_ups_raise_loss_reports_for_the_missing(
     session: Session, lead: User, teacher: User, fleet: Fleet, head: User
 ) -> None:
     """P-AUDIT-1: one action raises a loss report for each missing device (losses domain)."""
-    losses = pytest.importorskip(
-        "server.losses.services", reason="the losses domain is not installed yet"
-    )
-    if not hasattr(losses, "report_loss"):
-        pytest.skip("the losses domain has no report_loss yet")
     from server.losses.models import LossReport
 
     audit = _run_spring_audit(session, lead, teacher, fleet)
@@ -504,11 +499,7 @@ def test_a_found_device_tells_its_loss_report(
     session: Session, lead: User, teacher: User, fleet: Fleet, head: User
 ) -> None:
     """Scanning a device reported lost marks it found and alerts the loss case's people."""
-    losses = pytest.importorskip(
-        "server.losses.services", reason="the losses domain is not installed yet"
-    )
-    if not hasattr(losses, "device_scanned"):
-        pytest.skip("the losses domain has no device_scanned yet")
+    from server.losses import services as losses
     from server.losses.models import LossKind, LossReport
 
     losses.report_loss(
