@@ -22,7 +22,13 @@ from server.commands import services as commands
 from server.commands.models import Command, CommandStatus
 from server.db import utcnow
 from server.devices.models import Device, DeviceStatus
-from server.devices.services import add_event, get_device, known_photo_count, known_photo_count_at
+from server.devices.services import (
+    add_event,
+    counted_since,
+    get_device,
+    known_photo_count,
+    known_photo_count_at,
+)
 from server.enrolment.models import DeviceIdentity
 from server.errors import Conflict, NotFound, ValidationFailed
 from server.schools.models import School
@@ -263,7 +269,9 @@ def _wipe_candidates(
     # Those that may still hold photos: nobody has checked them by hand, and neither their
     # answer since the check started nor (without one) their last report says none.
     known = case(
-        (Device.photo_count_at >= check.started_at, Device.photo_count),
+        (counted_since(check.started_at), Device.photo_count),
+        # Answered, then erased: not known, so a candidate (the device cannot say otherwise).
+        (Device.photo_count_at >= check.started_at, None),
         else_=PhotoCheckItem.photos_before,
     )
     items = session.execute(
@@ -400,7 +408,7 @@ def complete_photo_check(
         .where(
             PhotoCheckItem.check_id == check.id,
             PhotoCheckItem.device_id == Device.id,
-            Device.photo_count_at >= check.started_at,
+            counted_since(check.started_at),
             Device.photo_count.is_not(None),
         )
         .values(photos_after=Device.photo_count, after_at=Device.photo_count_at)
@@ -495,7 +503,7 @@ def photo_check_lines(
     answer: Any = PhotoCheckItem.photos_after
     answered: Any = PhotoCheckItem.after_at
     if check.status is PhotoCheckStatus.OPEN:
-        fresh = Device.photo_count_at >= check.started_at
+        fresh = counted_since(check.started_at)
         answer = case((fresh, Device.photo_count), else_=None)
         answered = case((fresh, Device.photo_count_at), else_=None)
     waiting = PhotoCheckItem.hand_at.is_(None) & (answer.is_(None) | (answer > 0))

@@ -16,6 +16,7 @@ from server.audits.models import PhotoCheck, PhotoCheckItem, PhotoCheckStatus
 from server.audits.services.spot_checks import class_teacher
 from server.auth.models import User
 from server.devices.models import Device
+from server.devices.services import counted_since
 from server.notifications import services as notifications
 from server.schools.models import School
 from server.schools.services.clock import plural, when
@@ -29,7 +30,7 @@ ANSWER_WAIT = timedelta(days=1)
 
 def remind_class_teachers(session: Session, check: PhotoCheck, now: datetime) -> int:
     """Tell each class teacher which of their devices still need checking; how many named."""
-    fresh = Device.photo_count_at >= check.started_at
+    fresh = counted_since(check.started_at)  # an answer an erase has since overtaken is none
     answer = case((fresh, Device.photo_count), else_=None)
     rows = session.execute(
         select(PhotoCheckItem, Device, answer)

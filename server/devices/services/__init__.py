@@ -9,7 +9,11 @@ from server.devices.services.moves import (
     request_home_change,
 )
 from server.devices.services.parsing import MONTHS, format_pounds, parse_money, parse_uk_date
-from server.devices.services.photos import known_photo_count, known_photo_count_at
+from server.devices.services.photos import (
+    counted_since,
+    known_photo_count,
+    known_photo_count_at,
+)
 from server.devices.services.protection import (
     PROTECTION_LABELS,
     PROTECTION_STATES,
@@ -74,6 +78,7 @@ __all__ = [
     "add_events",
     "change_status",
     "check_fields",
+    "counted_since",
     "counts_by_status",
     "create_device",
     "decide_home_change",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case
+from sqlalchemy import ColumnElement, and_, case
 
 from server.devices.models import Device
 from server.devices.services.register import reported_since_erase
@@ -20,3 +20,8 @@ def known_photo_count() -> ColumnElement[Any]:
 def known_photo_count_at() -> ColumnElement[datetime | None]:
     """SQL for when it reported that count, NULL if the count is not known."""
     return case((reported_since_erase(Device.photo_count_at), Device.photo_count_at))
+
+
+def counted_since(moment: Any) -> ColumnElement[bool]:
+    """SQL for "it counted its photos at or after `moment`, and has not been erased since"."""
+    return and_(Device.photo_count_at >= moment, reported_since_erase(Device.photo_count_at))

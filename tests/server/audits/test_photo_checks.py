@@ -241,6 +241,28 @@ def test_a_check_cannot_close_while_a_device_still_holds_photos(
     assert entry is not None and entry.target_id == str(check.id)
 
 
+def test_an_answer_overtaken_by_an_erase_during_the_check_is_not_an_answer(
+    session: Session, lead: User, fleet: Fleet
+) -> None:
+    """P-PHOTO-2: Y4-2 answered the check with three photos and was then erased: its answer no
+    longer says what it holds, so the check waits for a person (or a fresh count) rather than
+    recording three photos still held."""
+    for device in fleet.all:
+        _photos(device, 0)
+    session.commit()
+    check = services.start_photo_check(session, lead, now=NOW)
+    for device in fleet.all:
+        device.photo_count = 3 if device.asset_tag == "Y4-2" else 0
+        device.photo_count_at = NOW + timedelta(minutes=5)
+    session.commit()
+    confirm_reset(session, fleet.y4_devices[1], NOW + timedelta(minutes=10))
+    line = next(x for x in services.photo_check_lines(session, check) if x.asset_tag == "Y4-2")
+    assert line.photos_after is None
+    with pytest.raises(Conflict, match="1 device has not answered") as refused:
+        services.complete_photo_check(session, lead, check.id, now=NOW + timedelta(hours=1))
+    assert "holds photos" not in str(refused.value)
+
+
 def test_completing_records_the_counts_after_as_evidence(
     session: Session, lead: User, fleet: Fleet, enrolled: Callable[[Device], Device]
 ) -> None:
