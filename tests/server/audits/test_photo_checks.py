@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from server.activity.models import ActivityEntry
 from server.audits import services
-from server.audits.models import PhotoCheckItem, PhotoCheckStatus
+from server.audits.models import PhotoCheck, PhotoCheckItem, PhotoCheckStatus
 from server.auth.models import User
 from server.commands.models import Command, CommandStatus
 from server.devices.models import Device
@@ -193,20 +193,26 @@ def test_a_check_of_devices_that_never_answered_cannot_pass_on_silence(
     assert done.checked_by_hand == 7
 
 
+def _y4_2_answers_with_three_photos(session: Session, lead: User, fleet: Fleet) -> PhotoCheck:
+    """A check of devices that last said they held none; every device answers its request, and
+    Y4-2 still has three photos."""
+    for device in fleet.all:
+        _photos(device, 0)
+    session.commit()
+    check = services.start_photo_check(session, lead, now=NOW)
+    for device in fleet.all:
+        device.photo_count = 3 if device.asset_tag == "Y4-2" else 0
+        device.photo_count_at = NOW + timedelta(minutes=5)
+    session.commit()
+    return check
+
+
 def test_a_check_cannot_close_while_a_device_still_holds_photos(
     session: Session, lead: User, fleet: Fleet, enrolled: Callable[[Device], Device]
 ) -> None:
     """P-PHOTO-2: a device that answers with photos on it keeps the check open until someone
     checks it by hand and records what they saw."""
-    for device in fleet.all:
-        _photos(device, 0)
-    session.commit()
-    check = services.start_photo_check(session, lead, now=NOW)
-    # Every device answers the check's request; Y4-2 still has three photos.
-    for device in fleet.all:
-        device.photo_count = 3 if device.asset_tag == "Y4-2" else 0
-        device.photo_count_at = NOW + timedelta(minutes=5)
-    session.commit()
+    check = _y4_2_answers_with_three_photos(session, lead, fleet)
     with pytest.raises(Conflict, match="1 device still holds photos") as refused:
         services.complete_photo_check(session, lead, check.id, now=NOW + timedelta(hours=1))
     assert refused.value.details["holding"] == ["Y4-2"]
@@ -247,14 +253,7 @@ def test_an_answer_overtaken_by_an_erase_during_the_check_is_not_an_answer(
     """P-PHOTO-2: Y4-2 answered the check with three photos and was then erased: its answer no
     longer says what it holds, so the check waits for a person (or a fresh count) rather than
     recording three photos still held."""
-    for device in fleet.all:
-        _photos(device, 0)
-    session.commit()
-    check = services.start_photo_check(session, lead, now=NOW)
-    for device in fleet.all:
-        device.photo_count = 3 if device.asset_tag == "Y4-2" else 0
-        device.photo_count_at = NOW + timedelta(minutes=5)
-    session.commit()
+    check = _y4_2_answers_with_three_photos(session, lead, fleet)
     confirm_reset(session, fleet.y4_devices[1], NOW + timedelta(minutes=10))
     line = next(x for x in services.photo_check_lines(session, check) if x.asset_tag == "Y4-2")
     assert line.photos_after is None
