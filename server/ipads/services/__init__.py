@@ -20,7 +20,7 @@ from server.ipads.services.enrolling import (
     enrolments,
     school_topic,
 )
-from server.ipads.services.protocol import check_in, connect, forget_erased
+from server.ipads.services.protocol import check_in, connect
 from server.ipads.services.push import wake, wake_waiting
 from server.ipads.services.reading import IpadFacts, ipad_facts
 
@@ -38,7 +38,6 @@ __all__ = [
     "enrolment_profile",
     "enrolments",
     "expiry_warning",
-    "forget_erased",
     "ipad_facts",
     "push_credential",
     "remove_credential",

@@ -13,7 +13,7 @@ import plistlib
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import server.ipads.services.mapping as mapping
@@ -25,7 +25,6 @@ from server.commands import services as commands
 from server.commands.models import Command, CommandStatus
 from server.config import Settings
 from server.crypto import SecretBox
-from server.devices.models import Device
 from server.devices.services import add_event, record_protection
 from server.enrolment.models import DeviceIdentity
 from server.enrolment.services import (
@@ -34,7 +33,7 @@ from server.enrolment.services import (
     write_broker_passwords,
 )
 from server.errors import ValidationFailed
-from server.ipads.models import ACTIVE, IpadDelivery, IpadEnrolment, Stage
+from server.ipads.models import IpadDelivery, IpadEnrolment, Stage
 from server.ipads.services.identity import message, sender
 from server.ipads.services.schema import CHECKIN, command_problems, problems, response_problems
 from server.schools.models import School
@@ -133,32 +132,6 @@ def _token_update(
     session.flush()
     commands.issue(session, None, [device], "report_inventory", now=now, commit=False)
     return kiosk
-
-
-def forget_erased(session: Session, device: Device, at: datetime) -> int:
-    """An iPad erased at `at` (confirmed, or recorded by a technician who erased it by hand)
-    took its management profile with it: an enrolment from before then no longer reaches it,
-    though the iPad cannot say so. How many enrolments ended."""
-    ended = session.scalars(
-        select(IpadEnrolment).where(
-            IpadEnrolment.device_id == device.id,
-            IpadEnrolment.stage.in_(ACTIVE),
-            # Not the one an iPad enrolling again after the erase confirms it with, at `at`.
-            func.coalesce(IpadEnrolment.enrolled_at, IpadEnrolment.created_at) < at,
-        )
-    ).all()
-    for enrolment in ended:
-        enrolment.stage = Stage.CHECKED_OUT
-        enrolment.checked_out_at = at
-    if ended:
-        add_event(
-            session,
-            device,
-            kind="enrolled",
-            summary="Erased, so Trolley no longer manages the iPad: enrol it again",
-            actor=None,
-        )
-    return len(ended)
 
 
 def _check_out(session: Session, enrolment: IpadEnrolment, now: datetime) -> None:

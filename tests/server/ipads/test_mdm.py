@@ -16,8 +16,6 @@ from server.commands import services as commands
 from server.commands.models import Command, CommandStatus
 from server.db import utcnow
 from server.devices.models import Device
-from server.disposals import services as disposals
-from server.disposals.models import ErasureMethod
 from server.ipads import services
 from server.ipads.models import IpadEnrolment, Stage
 from server.ipads.simulator import SimulatedIpad
@@ -116,26 +114,6 @@ def test_an_erase_is_confirmed_only_by_the_checkout(
     assert _command(session, reset.id).status is CommandStatus.DONE
     enrolment = session.scalar(select(IpadEnrolment).where(IpadEnrolment.device_id == device.id))
     assert enrolment is not None and enrolment.stage is Stage.CHECKED_OUT
-
-
-def test_an_ipad_erased_by_hand_is_no_longer_counted_as_managed(
-    enrol_ipad: Enrol, session: Session, technician: User
-) -> None:
-    """P-LEAVE-1, P-LOSS-3: an iPad a technician erased at the desk (Apple Configurator) cannot
-    check out, yet its management profile went with the erase: once they record the erasure,
-    Trolley no longer counts the iPad as one it can reach (a lost mode asked for would wait for
-    it for ever) until it is enrolled again."""
-    ipad, device = enrol_ipad()
-    ipad.run()
-    _other, kept = enrol_ipad()
-    assert commands.can_reach(session, device)
-    disposals.record_erasure(
-        session, technician, device, ErasureMethod.FACTORY_RESET, "erased with Apple Configurator"
-    )
-    session.expire_all()
-    enrolment = session.scalar(select(IpadEnrolment).where(IpadEnrolment.device_id == device.id))
-    assert enrolment is not None and enrolment.stage is Stage.CHECKED_OUT
-    assert (commands.can_reach(session, device), commands.can_reach(session, kept)) == (False, True)
 
 
 def test_an_ipad_that_enrols_again_after_an_erase_stays_managed(
