@@ -35,7 +35,7 @@ DOMAINS: tuple[Domain, ...] = (
     _domain("devices", "models", "views", "api", "cli"),
     _domain("disposals", "models", "views", "api", "handlers"),
     _domain("enrolment", "models", "views", "api", "cli"),
-    _domain("escrow", "models", "views", "api", "cli"),
+    _domain("escrow", "models", "views", "api", "cli", "handlers"),
     _domain("imports", "models", "views", "api", "cli", "jobs"),
     _domain("ipads", "models", "views", "jobs"),
     _domain("labels", "views", "api", "cli"),

@@ -37,9 +37,7 @@ from server.disposals.models import (
     ErasureSource,
     WipeMethod,
 )
-from server.enrolment.services import revoke_identities
 from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from server.escrow import services as escrow
 from server.licences.services import forget_installed_apps
 from server.schools.models import School
 from server.schools.services import day, when
@@ -82,13 +80,9 @@ def _erasure_source(source: ErasureSource | str) -> ErasureSource:
 
 def _erased(session: Session, device: Device, at: datetime) -> None:
     """Whoever vouches for it, an erased device's storage is gone: what it reported no longer
-    describes it, it holds no licence seat until it reports its apps again, the PIN escrowed
-    for it opens nothing (P-LEAVE-2), and its device key went with it: its broker login is
-    revoked, so Trolley no longer counts it as reachable."""
+    describes it, and it holds no licence seat until it reports its apps again."""
     mark_erased(device, at)
     forget_installed_apps(session, device)
-    escrow.device_reset(session, device, at)
-    revoke_identities(session, device, now=at, why="its storage was erased")
 
 
 def mark_reset_confirmed(

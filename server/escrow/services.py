@@ -179,17 +179,16 @@ def destroy_by_id(session: Session, actor: User, escrow_id: int, reason: str) ->
 
 
 def device_reset(session: Session, device: Device, now: datetime) -> int:
-    """After an erase (a reset the device confirmed, or a technician's record) the old PIN is
-    useless: destroy it (rotation on reset)."""
+    """After a confirmed factory reset the old PIN is useless: destroy it (rotation on reset)."""
     live = live_for_device(session, device)
     for entry in live:
-        destroy(session, None, entry, "device storage erased", now=now)
+        destroy(session, None, entry, "device factory reset", now=now)
     if live:
         add_event(
             session,
             device,
             kind="escrow",
-            summary=f"{len(live)} escrowed credential(s) destroyed after the erase; "
+            summary=f"{len(live)} escrowed credential(s) destroyed after the reset; "
             "escrow the new PIN",
             actor=None,
         )

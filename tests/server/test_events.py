@@ -12,9 +12,8 @@ from server.domains import import_part
 
 
 def test_every_event_is_heard_by_the_domains_that_must_act_on_it() -> None:
-    """A factory reset reaches disposals (which, for any erasure, frees its licence seats and
-    destroys its escrowed PIN); an enrolment reaches profiles; reports reach licences, profiles,
-    losses."""
+    """A factory reset reaches escrow and disposals (which frees its licence seats with any
+    erasure); an enrolment reaches profiles; reports reach licences, profiles, losses."""
     namespace = Namespace()
     events.wire(import_part("handlers"), namespace)
     heard = {
@@ -24,7 +23,7 @@ def test_every_event_is_heard_by_the_domains_that_must_act_on_it() -> None:
         for kind in events.EVENTS
     }
     assert heard == {
-        "FactoryResetConfirmed": ["server.disposals.handlers"],
+        "FactoryResetConfirmed": ["server.disposals.handlers", "server.escrow.handlers"],
         "DeviceEnrolled": ["server.profiles.handlers"],
         "AppsReported": ["server.licences.handlers"],
         "ProfileReported": ["server.profiles.handlers"],

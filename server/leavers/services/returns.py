@@ -16,7 +16,9 @@ from server.devices.models import Device, DeviceStatus
 from server.devices.services import add_event, get_device
 from server.disposals.models import ErasureSource
 from server.disposals.services import mark_reset_confirmed
+from server.enrolment.services import revoke_identities
 from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from server.escrow import services as escrow
 from server.leavers.models import ItemKind, LeaverCase, LeaverItem, ResetSource
 from server.leavers.pages import ItemState
 from server.leavers.services.cases import _managed_case, get_case
@@ -236,11 +238,12 @@ def confirm_reset(
     item.reset_evidence = text[:2000]
     item.reset_by_id = actor.id
     item.reset_by = actor
-    # A reset device's old PIN, broker login and data are gone: the same as an acknowledged one
-    # (recording the erasure destroys the escrowed PIN and revokes the broker login).
+    # A reset device's old PIN, broker login and data are gone: the same as an acknowledged one.
     erasure = mark_reset_confirmed(session, device, now, ErasureSource.TECHNICIAN_EVIDENCE)
     erasure.evidence = text[:500]  # the disposal record shows who vouched for it, and how
     erasure.recorded_by_id = actor.id
+    escrow.device_reset(session, device, now)
+    revoke_identities(session, device, now=now, why="factory reset confirmed with evidence")
     add_event(
         session,
         device,

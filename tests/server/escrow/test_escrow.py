@@ -19,12 +19,10 @@ from server.activity.models import ActivityEntry
 from server.auth.models import Role, User
 from server.auth.services import create_user
 from server.commands.models import Command, CommandStatus
-from server.commands.services import can_reach, record_ack
+from server.commands.services import record_ack
 from server.crypto import SecretBox
 from server.db import Database, make_engine, migrate, utcnow
 from server.devices.models import Device, DeviceStatus, Platform
-from server.disposals import services as disposals
-from server.disposals.models import ErasureMethod
 from server.enrolment.models import DeviceIdentity
 from server.escrow import services
 from server.escrow.models import CredentialEscrow, SecretKind
@@ -172,33 +170,6 @@ def test_factory_reset_ack_destroys_the_pin(
     (entry,) = services.history_for_device(session, device)
     assert entry.destroyed_at is not None and entry.secret_sealed is None
     assert identity.revoked_at is not None
-
-
-@pytest.mark.parametrize("method", list(ErasureMethod))
-def test_an_erasure_a_technician_records_destroys_the_pin_and_the_device_login(
-    session: Session,
-    make_user: Callable[..., User],
-    make_device: Callable[..., Device],
-    enrolled: Callable[[Device], Device],
-    app: Flask,
-    method: ErasureMethod,
-) -> None:
-    """P-LEAVE-2: a device erased by hand (a reset at the desk, or its storage destroyed) keeps
-    no escrowed PIN and no broker login either, as when the device confirms a reset: the secret
-    for storage that no longer exists is destroyed, and its key went with the storage, so Trolley
-    no longer counts it as reachable."""
-    box = app.extensions["trolley.box"]
-    tech = make_user(Role.TECHNICIAN)
-    device, kept = enrolled(make_device()), enrolled(make_device())
-    services.deposit(session, box, tech, device, SecretKind.PIN, PIN)
-    services.deposit(session, box, tech, kept, SecretKind.PIN, PIN)
-    disposals.record_erasure(session, tech, device, method, "done at the desk")
-    (entry,) = services.history_for_device(session, device)
-    assert entry.destroyed_at is not None and entry.secret_sealed is None
-    assert [e.secret_sealed is not None for e in services.live_for_device(session, kept)] == [True]
-    assert (can_reach(session, device), can_reach(session, kept)) == (False, True)
-    logins = session.scalars(select(DeviceIdentity).where(DeviceIdentity.device_id == device.id))
-    assert [identity.revoked_at is not None for identity in logins] == [True]
 
 
 def test_secret_never_reaches_the_database_file_or_the_logs(
