@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.devices.models import Device
-from server.ipads.models import IpadEnrolment, Stage
+from server.ipads.models import ACTIVE, IpadEnrolment, Stage
 
 SHOWN = (
     ("DeviceName", "Name on the iPad"),
@@ -19,11 +19,18 @@ SHOWN = (
     ("OSVersion", "iPadOS"),
     ("SerialNumber", "Serial number"),
 )
+# What an erase leaves as it was: the hardware. Its name, iPadOS and the rest are set up afresh.
+HARDWARE = frozenset({"ModelName", "ProductName", "SerialNumber"})
 
 
 @dataclass(frozen=True)
 class IpadFacts:
-    """The latest enrolment of one iPad and what it reported."""
+    """The latest enrolment of one iPad and what it reported.
+
+    What it reported before its storage was last erased (a reset it confirmed, or one a
+    technician recorded) describes an iPad that is no more: those facts are None, their
+    `*_erased` flag says why, `erased_at` is that erase, and only the hardware rows are shown.
+    """
 
     enrolment: IpadEnrolment
     rows: list[tuple[str, str]]
@@ -32,6 +39,11 @@ class IpadFacts:
     passcode: bool | None
     encryption_caps: int | None
     reported_at: datetime | None
+    apps_count: int | None
+    erased_at: datetime | None = None
+    facts_erased: bool = False
+    apps_erased: bool = False
+    seen_since_erase: bool = True
 
     @property
     def stage(self) -> str:
@@ -49,16 +61,29 @@ def ipad_facts(session: Session, device: Device) -> IpadFacts | None:
     if enrolment is None:
         return None
     facts: dict[str, Any] = enrolment.facts or {}
-    security: dict[str, Any] = facts.get("SecurityInfo") or {}
-    rows = [(label, str(facts[key])) for key, label in SHOWN if facts.get(key) not in (None, "")]
+    erased = device.erased_since(enrolment.facts_at)
+    security: dict[str, Any] = {} if erased else facts.get("SecurityInfo") or {}
+    rows = [
+        (label, str(facts[key]))
+        for key, label in SHOWN
+        if facts.get(key) not in (None, "") and (key in HARDWARE or not erased)
+    ]
     passcode = security.get("PasscodePresent")
     caps = security.get("HardwareEncryptionCaps")
+    apps_erased = device.erased_since(enrolment.apps_at)
+    # An enrolment the erase ended (the iPad checked out) says so itself.
+    unseen = enrolment.stage in ACTIVE and device.erased_since(enrolment.last_seen_at)
     return IpadFacts(
         enrolment=enrolment,
         rows=rows,
-        supervised=enrolment.supervised,
-        shared_ipad=enrolment.shared_ipad,
+        supervised=None if erased else enrolment.supervised,
+        shared_ipad=None if erased else enrolment.shared_ipad,
         passcode=passcode if isinstance(passcode, bool) else None,
         encryption_caps=caps if isinstance(caps, int) else None,
         reported_at=enrolment.facts_at,
+        apps_count=None if apps_erased else enrolment.apps_count,
+        erased_at=device.erased_at if erased or apps_erased or unseen else None,
+        facts_erased=erased,
+        apps_erased=apps_erased,
+        seen_since_erase=not unseen,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import plistlib
+import re
 from collections.abc import Callable
 
 import pytest
@@ -16,6 +17,8 @@ from server.commands import services as commands
 from server.commands.models import Command, CommandStatus
 from server.db import utcnow
 from server.devices.models import Device
+from server.disposals import services as disposals
+from server.disposals.models import ErasureMethod
 from server.ipads import services
 from server.ipads.models import IpadEnrolment, Stage
 from server.ipads.simulator import SimulatedIpad
@@ -133,6 +136,62 @@ def test_an_ipad_that_enrols_again_after_an_erase_stays_managed(
     ).all()
     assert stages == [Stage.REPLACED, Stage.ENROLLED]
     assert commands.can_reach(session, device)
+
+
+def _panel(client: FlaskClient, device: Device) -> str:
+    """The device page's "What the iPad reported" panel as text: each fact `label: value`."""
+    page = client.get(f"/devices/{device.asset_tag}").get_data(as_text=True)
+    found = re.search(r'<section class="panel" aria-labelledby="ipad-.*?</section>', page, re.S)
+    assert found is not None, page
+    text = re.sub(r"</dt>", ": ", found.group(0))
+    return " ".join(re.sub(r"<[^>]+>", " ", text).split())
+
+
+@pytest.mark.parametrize("erased_by", ["device", "technician"])
+def test_what_an_ipad_reported_before_an_erase_is_not_known_on_its_page(
+    enrol_ipad: Enrol,
+    session: Session,
+    client: FlaskClient,
+    make_user: Callable[..., User],
+    technician: User,
+    erased_by: str,
+) -> None:
+    """P-REG-7, P-LEAVE-1: an erase (one the iPad confirmed, or a technician's record of one
+    done by hand) takes the passcode, the apps, the name, iPadOS and supervision with it: the
+    iPad's panel says "not known" for each rather than "Passcode: set" and "Apps: 2", keeps the
+    hardware, and says when the iPad has not checked in since; once it reports again, it shows."""
+    ipad, device = enrol_ipad(supervised=True)
+    ipad.run()
+    log_in_as(client, technician)
+    before = _panel(client, device)
+    assert "Passcode: set" in before and "iPadOS: 18.1" in before and "Apps: 2" in before
+    if erased_by == "device":
+        _erase(session, ipad, device, technician, make_user)
+        assert ipad.check_in("CheckOut").status_code == 200
+    else:
+        disposals.record_erasure(
+            session, technician, device, ErasureMethod.FACTORY_RESET, "erased with Configurator"
+        )
+    session.expire_all()
+    shown = _panel(client, device)
+    gone = "Not known: not reported since its storage was erased"
+    for fact in ("Passcode", "Supervised", "Shared iPad", "Apps", "Name and iPadOS"):
+        assert f"{fact}: {gone}" in shown, (fact, shown)
+    assert "18.1" not in shown and "Passcode: set" not in shown and "Apps: 2" not in shown
+    serial = re.search(r"Serial number: \S+", before)
+    assert serial is not None and serial.group(0) in shown  # the hardware stays as it was
+    if erased_by == "device":
+        assert "no longer managed" in shown
+    else:  # it cannot say it lost its profile: the page says it has not been heard from since
+        assert "It has not checked in since its storage was erased" in shown
+
+    if erased_by == "technician":  # it was not erased after all: it checks in and reports
+        commands.issue(session, technician, [device], "report_inventory")
+        assert ipad.run() >= 1
+        session.expire_all()
+        again = _panel(client, device)
+        assert "Passcode: set" in again and "iPadOS: 18.1" in again, again
+        assert "not checked in since" not in again and gone not in again
 
 
 def test_an_ipad_that_says_not_now_is_asked_again_at_its_next_check_in(
