@@ -82,7 +82,10 @@ def detail(asset_tag: str) -> str:
         protection=services.protection_of(session, device),
         network=services.network_of(session, device),
         status_form=StatusForm(formdata=None, status=device.status.value),
-        next_statuses=sorted(s.value for s in services.TRANSITIONS[device.status]),
+        # Disposal has its own page (a batch with the agency and erasure evidence).
+        next_statuses=sorted(
+            s.value for s in services.TRANSITIONS[device.status] if s is not DeviceStatus.DISPOSED
+        ),
     )
 
 

@@ -661,7 +661,15 @@ def complete_batch(
     )
     try:
         for item in batch.items:
-            change_status(session, actor, item.device, DeviceStatus.DISPOSED, reason, commit=False)
+            change_status(
+                session,
+                actor,
+                item.device,
+                DeviceStatus.DISPOSED,
+                reason,
+                commit=False,
+                in_disposal_batch=True,
+            )
             # It has left the school: it is no longer in any trolley or room.
             item.device.current_location_id = None
         batch.status = DisposalStatus.COMPLETED

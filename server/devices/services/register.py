@@ -575,8 +575,14 @@ def change_status(
     reason: str,
     *,
     commit: bool = True,
+    in_disposal_batch: bool = False,
 ) -> Device:
-    """Move a device through its lifecycle; illegal moves are refused with the reason."""
+    """Move a device through its lifecycle; illegal moves are refused with the reason.
+
+    Disposal is final and ends everything Trolley can do for the device (no lost mode, no
+    freeze), so it comes only with a completed disposal batch, whose agency, receipt and
+    erasure evidence P-DISPOSE-1 asks for: never one account's status change.
+    """
     old = device.status
     if new_status == old:
         raise Conflict(f"{device.asset_tag} is already {old.label.lower()}.")
@@ -585,6 +591,13 @@ def change_status(
             f"{device.asset_tag} cannot go from {old.label.lower()} to "
             f"{new_status.label.lower()}. {refusal(old, new_status)}",
             code="not_allowed",
+        )
+    if new_status is DeviceStatus.DISPOSED and not in_disposal_batch:
+        raise ValidationFailed(
+            f"{device.asset_tag} is disposed of through a disposal batch, which records the "
+            "agency, the waste transfer note and how its storage was erased: add it to one on "
+            "the Disposals page.",
+            code="through_disposal",
         )
     if not reason.strip():
         raise ValidationFailed("Say why the status is changing; it goes in the device's history.")

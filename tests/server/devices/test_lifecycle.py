@@ -61,7 +61,9 @@ def test_each_allowed_move_is_made_and_recorded(
 ) -> None:
     """P-REG-1: every change of status is in the device's timeline and the activity trail."""
     device = make_device(status=old)
-    services.change_status(session, sbm, device, new, "  Checked by the SBM  ")
+    services.change_status(
+        session, sbm, device, new, "  Checked by the SBM  ", in_disposal_batch=new is S.DISPOSED
+    )
     session.expire_all()
     assert session.get(Device, device.id).status is new  # type: ignore[union-attr]
     [event] = events(session, device, "status")
@@ -119,7 +121,9 @@ def test_disposal_frees_the_slot_and_is_final(
         ),
     )
     services.change_status(session, sbm, old, S.IN_REPAIR, "Screen cracked")
-    services.change_status(session, sbm, old, S.DISPOSED, "Beyond repair; collected by WEEE")
+    services.change_status(
+        session, sbm, old, S.DISPOSED, "Beyond repair; collected by WEEE", in_disposal_batch=True
+    )
     assert old.home_slot is None and old.home_location_id == trolley.id
     assert [e.kind for e in events(session, old)] == ["created", "status", "status"]
     # Slot 7 is free for its replacement.
@@ -150,7 +154,9 @@ def test_a_caller_can_join_the_status_change_to_its_own_transaction(
 ) -> None:
     """Disposal batches move many devices at once: nothing is committed until they commit."""
     device = make_device(status=S.IN_REPAIR)
-    services.change_status(session, sbm, device, S.DISPOSED, "Batch 4", commit=False)
+    services.change_status(
+        session, sbm, device, S.DISPOSED, "Batch 4", commit=False, in_disposal_batch=True
+    )
     session.rollback()
     session.expire_all()
     assert session.get(Device, device.id).status is S.IN_REPAIR  # type: ignore[union-attr]

@@ -245,7 +245,9 @@ def test_a_device_disposed_while_waiting_is_not_moved(
 ) -> None:
     device = make_device(home=trolley, status=DeviceStatus.IN_REPAIR)
     request = services.request_home_change(session, teacher, device, safe.id, None, "Safer")
-    services.change_status(session, sbm, device, DeviceStatus.DISPOSED, "Beyond repair")
+    services.change_status(
+        session, sbm, device, DeviceStatus.DISPOSED, "Beyond repair", in_disposal_batch=True
+    )
     with pytest.raises(Conflict, match="disposed of since"):
         services.decide_home_change(session, sbm, request.id, approve=True)
 

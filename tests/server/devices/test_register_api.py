@@ -251,3 +251,47 @@ def test_another_schools_devices_and_moves_are_out_of_reach(
     session.expire_all()
     assert session.get(LocationChangeRequest, request_id).status.value == "pending"  # type: ignore[union-attr]
     assert session.get(Device, theirs.id).home_location_id is None  # type: ignore[union-attr]
+
+
+def test_no_account_disposes_of_devices_by_changing_their_status(
+    client: FlaskClient,
+    session: Session,
+    make_user: Callable[..., User],
+    make_device: Callable[..., Device],
+    token_for: Headers,
+) -> None:
+    """P-DISPOSE-1, P-SEC-1: disposal is final (no lost mode, no freeze, no commands after it),
+    so a status change of one account, stolen or not, cannot make it: neither the API nor the
+    device page disposes of a device; a completed disposal batch, with the agency and the
+    erasure evidence, is the only way. Nothing is written by a refusal."""
+    devices = [make_device(status=DeviceStatus.IN_STOCK) for _n in range(3)]
+    for role in (Role.TECHNICIAN, Role.SBM):
+        user = make_user(role)
+        for device in devices:
+            refused = is_error(
+                client.post(
+                    f"/api/v1/devices/{device.asset_tag}/status",
+                    json={"status": "disposed", "reason": "Gone"},
+                    headers=token_for(user),
+                ),
+                400,
+                "through_disposal",
+            )
+            assert "disposal batch" in refused["message"]
+        log_in_as(client, user)
+        page = client.get(f"/devices/{devices[0].asset_tag}").get_data(as_text=True)
+        assert 'value="disposed"' not in page and 'value="in_service"' in page
+        client.post(
+            f"/devices/{devices[0].asset_tag}/status",
+            data={
+                "csrf_token": csrf_token(client, f"/devices/{devices[0].asset_tag}"),
+                "status": "disposed",
+                "reason": "Gone",
+            },
+        )
+    session.expire_all()
+    assert {session.get_one(Device, d.id).status for d in devices} == {DeviceStatus.IN_STOCK}
+    timeline = client.get(
+        f"/api/v1/devices/{devices[0].asset_tag}", headers=token_for(make_user(Role.SBM))
+    ).get_json()["timeline"]
+    assert [e for e in timeline if e["kind"] == "status"] == []
