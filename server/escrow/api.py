@@ -86,7 +86,7 @@ def reveal(escrow_id: int, body: RevealIn) -> Revealed:
     "/escrow/<int:escrow_id>/destroy",
     "POST",
     permission=Permission.DEVICES_WRITE,
-    summary="Destroy an escrowed secret (the record that it existed stays)",
+    summary="Destroy the escrowed secret of a disposed device (the record that it existed stays)",
     tag="escrow",
     body=DestroyIn,
     response=EscrowOut,

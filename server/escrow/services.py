@@ -173,6 +173,17 @@ def destroy_by_id(session: Session, actor: User, escrow_id: int, reason: str) ->
             "Only a technician or the school business manager can destroy a credential."
         )
     entry = _entry(session, actor, escrow_id)
+    # P-LEAVE-2: the PIN must always be known. One account's request must not be able to lose
+    # the school every device's PIN (nor one it has just replaced with a made-up one): a PIN goes
+    # by itself when its device confirms a reset, and by hand only once the device is disposed of.
+    device = session.get_one(Device, entry.device_id)
+    if entry.destroyed_at is None and device.status is not DeviceStatus.DISPOSED:
+        raise ValidationFailed(
+            f"This may still be the only way into {device.asset_tag}, and the network manager "
+            "must always be able to open it: an escrowed PIN is destroyed when the device "
+            "confirms a factory reset, or once it is disposed of.",
+            code="still_needed",
+        )
     destroy(session, actor, entry, reason.strip() or "destroyed by hand")
     session.commit()
     return entry

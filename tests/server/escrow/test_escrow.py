@@ -124,6 +124,52 @@ def test_school_isolation(
     assert answer.status_code == 404
 
 
+def test_no_account_destroys_a_pin_that_may_still_open_its_device(
+    client: FlaskClient,
+    session: Session,
+    make_user: Callable[..., User],
+    make_device: Callable[..., Device],
+    token_for: Callable[[User], dict[str, str]],
+) -> None:
+    """P-LEAVE-2: the PIN must always be known, so one account (stolen or not) cannot destroy
+    the escrowed PINs of devices still in the school, not even after escrowing a made-up one for
+    each; once a device is disposed of, its PIN may go."""
+    technician, sbm = make_user(Role.TECHNICIAN), make_user(Role.SBM)
+    devices = [make_device() for _n in range(3)]
+    pins = [_deposit(client, token_for(technician), d.asset_tag) for d in devices]
+    for device in devices:  # a made-up PIN escrowed over each real one
+        _deposit(client, token_for(technician), device.asset_tag, secret="000000")
+    for user in (technician, sbm):
+        for escrow_id in pins:
+            refused = client.post(
+                f"/api/v1/escrow/{escrow_id}/destroy",
+                headers=token_for(user),
+                json={"reason": "tidying up"},
+            )
+            assert refused.status_code == 400, refused.get_json()
+            assert refused.get_json()["error"]["code"] == "still_needed"
+    for escrow_id in pins:
+        shown = client.post(
+            f"/api/v1/escrow/{escrow_id}/reveal",
+            headers=token_for(technician),
+            json={"reason": "checking it is still there"},
+        )
+        assert shown.status_code == 200 and shown.get_json()["secret"] == PIN
+    assert not session.scalars(
+        select(ActivityEntry).where(ActivityEntry.action == "escrow.destroyed")
+    ).all()
+
+    devices[0].status = DeviceStatus.DISPOSED
+    session.commit()
+    gone = client.post(
+        f"/api/v1/escrow/{pins[0]}/destroy", headers=token_for(sbm), json={"reason": "disposed"}
+    )
+    assert gone.status_code == 200, gone.get_json()
+    session.expire_all()
+    entry = session.get_one(CredentialEscrow, pins[0])
+    assert entry.secret_sealed is None and entry.destroyed_reason == "disposed"
+
+
 def test_factory_reset_ack_destroys_the_pin(
     session: Session, make_user: Callable[..., User], make_device: Callable[..., Device], app: Flask
 ) -> None:
