@@ -18,6 +18,7 @@ from server.devices.models import Device
 from server.enrolment.models import DeviceIdentity
 from server.schools.models import School
 from tests.e2e.conftest import Stack, build_stack, wait_until
+from tests.server.conftest import settle
 
 
 @pytest.fixture
@@ -93,6 +94,7 @@ def test_a_kiosk_with_the_freeze_refuses_a_destructive_command(stack: Stack) -> 
             role=Role.ADMIN,
             password="long-password-1",
         )
+        settle(admin)  # confirms lifting the freeze: an approver past the cooling-off
         session.commit()
         session.expunge(admin)
 

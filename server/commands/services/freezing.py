@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, joinedload
 from mqtt.messages import is_destructive
 from server.activity.services import record
 from server.auth.models import Role, User
+from server.auth.services import check_independent_approver
 from server.commands.models import Command, CommandStatus, FleetFreeze, FreezeState
 from server.commands.services.budget import lock_school
 from server.commands.services.catalogue import DESTRUCTIVE_TYPES, label, new_commands
@@ -198,6 +199,9 @@ def lift_freeze(session: Session, actor: User, *, now: datetime | None = None) -
         raise Forbidden(
             "Lifting the freeze needs the headteacher: they must ask for it or confirm it."
         )
+    # As independent as any approver of a reset: an administrator cannot lift it with an
+    # account they have just made a headteacher (nor a head with one they made).
+    check_independent_approver(session, actor, asked, now)
     found.state = FreezeState.LIFTED
     found.lifted_by_id = actor.id
     found.lifted_at = now

@@ -13,12 +13,12 @@ from sqlalchemy.orm import Session
 from server.activity.models import ActivityEntry
 from server.auth.models import Role, User
 from server.commands import services
-from server.commands.models import Command, CommandStatus
+from server.commands.models import Command, CommandStatus, FleetFreeze, FreezeState
 from server.db import utcnow
 from server.devices.models import Device, DeviceEvent
 from server.schools.models import School
 from tests.server.commands.test_budget import add_fleet
-from tests.server.conftest import csrf_token, log_in_as, post_confirmed
+from tests.server.conftest import csrf_token, log_in_as, post_confirmed, settle
 
 
 @pytest.fixture
@@ -142,6 +142,45 @@ def test_two_administrators_freeze_together_and_one_alone_cannot(
     assert _actions(session) == ["command.freeze_asked", "command.frozen"]
 
 
+def test_no_one_lifts_the_freeze_with_an_account_they_have_just_made(
+    session: Session,
+    client: FlaskClient,
+    school: School,
+    head: User,
+    make_user: Callable[..., User],
+    token_for: Callable[[User], dict[str, str]],
+) -> None:
+    """P-SEC-1: lifting needs the head and one more person, each independent as any approver
+    of a reset: a (stolen) administrator account cannot lift the freeze with a headteacher
+    account it has just made, nor a head with an administrator it made; a settled, independent
+    administrator can."""
+    admin = settle(make_user(Role.ADMIN))
+    settle(head)
+    session.commit()
+    assert _post(client, token_for, head, "/commands/freeze")[1]["state"] == "frozen"
+    made = client.post(
+        "/api/v1/users",
+        json={
+            "email": "new-head@oakfield.example",
+            "name": "New Head",
+            "role": "headteacher",
+            "password": "a-long-enough-password-9",
+        },
+        headers=token_for(admin),
+    )
+    assert made.status_code == 201, made.get_json()
+    puppet = session.get_one(User, made.get_json()["id"])
+    assert _post(client, token_for, admin, "/commands/freeze/lift")[1]["state"] == "frozen"
+    assert _post(client, token_for, puppet, "/commands/freeze/lift")[0] == 403
+    settle(puppet)  # even once it has waited out the cooling-off, it is the asker's own
+    session.commit()
+    status, body = _post(client, token_for, puppet, "/commands/freeze/lift")
+    assert status == 403 and "Someone independent must approve" in str(body)
+    session.expire_all()
+    assert session.scalars(select(FleetFreeze.state)).all() == [FreezeState.FROZEN]
+    assert _post(client, token_for, head, "/commands/freeze/lift")[1]["state"] == "lifted"
+
+
 def test_lifting_needs_the_head_and_one_more_person(
     session: Session,
     client: FlaskClient,
@@ -154,7 +193,9 @@ def test_lifting_needs_the_head_and_one_more_person(
 ) -> None:
     """P-SEC-1: the head alone cannot lift, nor can two administrators; the head and one more
     (different) person can, and every device is told."""
-    first, second = make_user(Role.ADMIN), make_user(Role.ADMIN)
+    first, second = settle(make_user(Role.ADMIN)), settle(make_user(Role.ADMIN))
+    settle(head)
+    session.commit()
     assert _post(client, token_for, head, "/commands/freeze")[1]["state"] == "frozen"
 
     assert _post(client, token_for, first, "/commands/freeze/lift")[1]["state"] == "frozen"
