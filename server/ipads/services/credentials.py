@@ -13,14 +13,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from server.activity.services import record
 from server.auth.models import User
 from server.crypto import SecretBox
 from server.errors import NotFound, ValidationFailed
-from server.ipads.models import ApplePushCredential, PushAuth
+from server.ipads.models import ACTIVE, ApplePushCredential, IpadEnrolment, PushAuth
 from server.schools.models import School
 from server.schools.services import day
 
@@ -188,6 +188,8 @@ def save_credential(
         not_after = x509.load_pem_x509_certificate(secret.certificate_pem).not_valid_after_utc
     credential = push_credential(session, actor.school_id)
     replaced = credential is not None
+    if credential is not None and credential.topic != secret.topic:
+        _refuse_other_topic(session, actor.school_id, credential.topic, secret.topic)
     if credential is None:
         credential = ApplePushCredential(school_id=actor.school_id)
         session.add(credential)
@@ -211,6 +213,29 @@ def save_credential(
     )
     session.commit()
     return credential
+
+
+def _refuse_other_topic(session: Session, school_id: int, old: str, new: str) -> None:
+    """Apple delivers a push only on the topic an iPad enrolled with: credentials for another
+    topic would leave every enrolled iPad unwoken, so they replace none while any listen."""
+    listening = session.scalar(
+        select(func.count())
+        .select_from(IpadEnrolment)
+        .where(
+            IpadEnrolment.school_id == school_id,
+            IpadEnrolment.stage.in_(ACTIVE),
+            IpadEnrolment.topic == old,
+        )
+    )
+    if listening:
+        raise ValidationFailed(
+            f"These credentials are for the push topic {new}, but {listening} enrolled iPad(s) "
+            f"listen on {old}: Apple would wake none of them. Renew the existing push "
+            "certificate in Apple's Push Certificates Portal, with the same Apple Account, "
+            "rather than making a new one. To move to a new topic, remove the old credentials "
+            "first and enrol the iPads again.",
+            code="other_topic",
+        )
 
 
 def remove_credential(session: Session, actor: User) -> None:

@@ -128,6 +128,43 @@ def test_a_queued_lock_wakes_the_ipad_which_checks_in_and_is_locked(
     assert len(fake_apns.pushes) == 1
 
 
+@pytest.mark.usefixtures("with_certificate")
+def test_credentials_for_another_topic_do_not_strand_the_enrolled_ipads(
+    enrol_ipad: Enrol,
+    session: Session,
+    box: SecretBox,
+    technician: User,
+    apple: CertAndKey,
+    push_certificate: CertAndKey,
+) -> None:
+    """P-LOSS-3: Apple wakes an iPad only on the topic it enrolled with, so a new certificate
+    (a mistake, or one account's attempt to leave every iPad unwoken) for another topic replaces
+    nothing while iPads listen on the old one, and says how to renew; a renewal of the same
+    topic is kept."""
+    enrol_ipad()
+    other, other_key = issue(
+        apple, f"APSP:{uuid.uuid4()}", uid=f"com.apple.mgmt.External.{uuid.uuid4()}"
+    )
+    stranger = services.check_certificate(
+        certificate=pem(other),
+        key=key_pem(other_key),
+        password="",
+        school=technician.school,
+        now=utcnow(),
+    )
+    with pytest.raises(ValidationFailed, match="1 enrolled iPad") as refused:
+        services.save_credential(session, box, technician, stranger, now=utcnow())
+    assert refused.value.code == "other_topic" and "Renew the existing" in refused.value.message
+    session.rollback()
+    credential = services.push_credential(session, technician.school_id)
+    assert credential is not None and credential.topic == TOPIC
+    cert, key = push_certificate
+    renewed = services.check_certificate(
+        certificate=pem(cert), key=key_pem(key), password="", school=technician.school, now=utcnow()
+    )
+    assert services.save_credential(session, box, technician, renewed, now=utcnow()).topic == TOPIC
+
+
 def test_token_auth_signs_a_provider_token_and_reuses_it(
     enrol_ipad: Enrol,
     session: Session,
