@@ -16,8 +16,11 @@ from server.schools.services import plural
 CLOCK = timedelta(hours=72)
 NOT_ENROLLED = "Lost mode not possible: device not enrolled"
 LOST_MODE_LABELS = {
+    "waiting_approval": "Waiting for a second person to approve it: not sent yet",
     "pending": "Pending: waiting for the device to collect it",
     "active": "Active: the device is locked and shows the return message",
+    "locked_only": "Not lost mode: the device could only be locked with the return message (an "
+    "iPad that is not supervised), and it opens with its passcode",
     "turning_off": "Turning off: waiting for the device",
     "off": "Off",
     "erased": "Not known: the device was erased after it confirmed lost mode",

@@ -261,6 +261,8 @@ def _finished(
             summary = "Photos wiped: every user's data removed"
     elif command.type == "lost_mode":
         summary = "Lost mode is on" if command.args.get("enabled") else "Lost mode is off"
+        if command.args.get("enabled") and command.result.get("lost_mode") is False:
+            summary = "Locked with the return message; lost mode is not available on it"
     elif command.type == "freeze":
         summary = (
             "The device has the freeze: it refuses destructive commands"

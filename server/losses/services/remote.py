@@ -65,7 +65,12 @@ def lost_mode(session: Session, loss: LossReport) -> LostMode:
         if enabled and loss.device.erased_since(latest.finished_at):
             # Erased after it confirmed lost mode: whether it is still locked is not known.
             return LostMode("erased", latest)
+        if enabled and latest.result.get("lost_mode") is False:
+            # What the device did is what it says: a lock, not lost mode.
+            return LostMode("locked_only", latest)
         return LostMode("active" if enabled else "off", latest)
+    if status is CommandStatus.PENDING_APPROVAL:
+        return LostMode("waiting_approval" if enabled else "turning_off", latest)
     if not status.finished:
         return LostMode("pending" if enabled else "turning_off", latest)
     return LostMode("failed", latest)
@@ -165,8 +170,15 @@ def retry_lost_mode(
     _require_manager(actor)
     _require_open(loss)
     state = lost_mode(session, loss).state
-    if state in ("pending", "active"):
-        raise Conflict("Lost mode is already " + ("on." if state == "active" else "on its way."))
+    if state in ("waiting_approval", "pending", "active"):
+        raise Conflict(
+            "Lost mode is already "
+            + {
+                "active": "on.",
+                "pending": "on its way.",
+                "waiting_approval": "waiting for approval.",
+            }[state]
+        )
     command = _queue_lost_mode(session, actor, loss, enabled=True, now=now)
     if command is None:
         raise ValidationFailed(

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from server.auth.models import Role, User
 from server.commands import services as commands
+from server.commands.models import CommandStatus
 from server.db import utcnow
 from server.devices.models import Device, DeviceStatus
 from server.devices.services import change_status, get_device
@@ -164,11 +165,18 @@ def report_loss(
         session, actor, loss, enabled=True, now=now, escalation=_many_reports(session, actor, now)
     )
     title = f"{device.asset_tag} reported {kind.value}"
-    lost_mode_line = (
-        "Lost mode has been sent: the device will lock and show the school's return message."
-        if command is not None
-        else f"{loss.lost_mode_note}."
-    )
+    if command is None:
+        lost_mode_line = f"{loss.lost_mode_note}."
+    elif command.status is CommandStatus.PENDING_APPROVAL:
+        lost_mode_line = (
+            "Lost mode has NOT been sent: it waits for a second person to approve it, under "
+            "Commands, Waiting for a second person."
+        )
+    else:
+        lost_mode_line = (
+            "Lost mode is on its way to the device: it locks and shows the school's return "
+            "message when the device next connects. The report's page says when it confirms."
+        )
     body = (
         f"{actor.name} reported {device.asset_tag} ({device.make} {device.model}) {kind.value} "
         f"at {when(now, actor.school)}.\n\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import plistlib
 import re
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 from flask.testing import FlaskClient
@@ -16,12 +17,14 @@ from server.auth.models import Role, User
 from server.commands import services as commands
 from server.commands.models import Command, CommandStatus
 from server.db import utcnow
-from server.devices.models import Device
+from server.devices.models import Device, DeviceEvent
 from server.disposals import services as disposals
 from server.disposals.models import ErasureMethod
 from server.ipads import services
 from server.ipads.models import IpadEnrolment, Stage
 from server.ipads.simulator import SimulatedIpad
+from server.losses import services as losses
+from server.losses.models import LossKind
 from tests.server.conftest import log_in_as, settle
 from tests.server.ipads.conftest import Enrol
 
@@ -103,6 +106,40 @@ def test_an_unsupervised_ipad_is_locked_and_told_lost_mode_is_not_available(
     assert done.status is CommandStatus.DONE
     assert done.result == {"lost_mode": False, "locked": True}
     assert "Lost mode is not available" in done.detail
+
+
+def test_an_unsupervised_ipad_locked_for_a_loss_is_not_said_to_be_in_lost_mode(
+    enrol_ipad: Enrol, session: Session, make_user: Callable[..., User]
+) -> None:
+    """P-LOSS-3, P-LOSS-2: an iPad that is not supervised can only be locked with the message
+    (it opens with its passcode) and answers `lost_mode: false`: the case, the breach facts and
+    the timeline say that, not "Active: the device is locked and shows the return message"."""
+    ipad, device = enrol_ipad(supervised=False)
+    ipad.run()
+    teacher = make_user(Role.TEACHER)
+    make_user(Role.HEADTEACHER)
+    loss = losses.report_loss(
+        session,
+        teacher,
+        asset_tag=device.asset_tag,
+        kind=LossKind.LOST,
+        last_seen_at=utcnow() - timedelta(hours=1),
+        last_seen_where="Year 3 classroom",
+        circumstances="Not in the trolley after the lesson.",
+    )
+    ipad.run()
+    assert ipad.locked and not ipad.lost_mode
+    session.expire_all()
+    shown = losses.lost_mode(session, loss)
+    assert shown.state == "locked_only" and "Not lost mode" in shown.label
+    assert "opens with its passcode" in losses.known_facts(session, loss).lost_mode
+    timeline = session.scalars(
+        select(DeviceEvent.summary).where(
+            DeviceEvent.device_id == device.id, DeviceEvent.kind == "command"
+        )
+    ).all()
+    assert "Lost mode is on" not in timeline
+    assert "Locked with the return message; lost mode is not available on it" in timeline
 
 
 def test_an_erase_is_confirmed_only_by_the_checkout(

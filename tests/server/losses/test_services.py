@@ -611,3 +611,34 @@ def test_governors_log_is_per_term_with_no_names_or_asset_tags(
     assert entry.model == device.model and entry.ico == "Not reportable" and entry.on_time == "Yes"
     flat = repr(term)
     assert device.asset_tag not in flat and "Person" not in flat and "reading table" not in flat
+
+
+def test_lost_mode_waiting_for_approval_is_not_said_to_be_sent(
+    session: Session,
+    report: Callable[..., LossReport],
+    make_device: Callable[..., Device],
+    enrolled: Callable[[Device], Device],
+    head: User,
+) -> None:
+    """P-LOSS-1, P-LOSS-3: past a few reports by one person in an hour their lost mode waits for
+    the headteacher; what the head is told and the case page say it has not been sent, rather than
+    "Lost mode has been sent" and "Pending: waiting for the device to collect it"."""
+    devices = [enrolled(make_device()) for _n in range(4)]
+    losses = [report(device, now=NOW + timedelta(minutes=n)) for n, device in enumerate(devices)]
+    first, last = services.lost_mode(session, losses[0]), services.lost_mode(session, losses[-1])
+    assert first.state == "pending" and first.command is not None
+    assert last.command is not None
+    assert last.command.status is CommandStatus.PENDING_APPROVAL
+    assert last.state == "waiting_approval" and "not sent yet" in last.label
+    bodies = {  # the head is told in the app; the e-mail only says to sign in (no details)
+        notice.title: notice.body
+        for notice in session.scalars(
+            select(Notification).where(Notification.kind == "loss.reported")
+        )
+    }
+    (waiting,) = [body for subject, body in bodies.items() if devices[-1].asset_tag in subject]
+    assert "Lost mode has NOT been sent" in waiting and "on its way" not in waiting
+    (sent,) = [body for subject, body in bodies.items() if devices[0].asset_tag in subject]
+    assert "Lost mode is on its way to the device" in sent
+    with pytest.raises(Conflict, match="waiting for approval"):
+        services.retry_lost_mode(session, head, losses[-1], now=NOW + timedelta(minutes=5))
