@@ -133,6 +133,16 @@ def answered(
             _report(session, enrolment, desired, settings, now)
 
 
+def removed_with_management(session: Session, enrolment: IpadEnrolment, now: datetime) -> None:
+    """The iPad said its management profile is gone, and with it every profile Trolley put on
+    it: what it reported applied before no longer holds."""
+    enrolment.profile_identifier = None
+    enrolment.profile_step = ""
+    desired = profiles.desired_state(session, enrolment.device)
+    why = "removed with the iPad's management profile"
+    _report(session, enrolment, desired, _all(desired, "failed", why), now)
+
+
 def _report(
     session: Session,
     enrolment: IpadEnrolment,

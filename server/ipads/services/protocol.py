@@ -138,6 +138,7 @@ def _check_out(session: Session, enrolment: IpadEnrolment, now: datetime) -> Non
     enrolment.stage = Stage.CHECKED_OUT
     enrolment.checked_out_at = now
     if not _confirm_erase(session, enrolment, now, "the iPad checked out after the erase"):
+        ipad_profiles.removed_with_management(session, enrolment, now)
         add_event(
             session,
             enrolment.device,

@@ -366,6 +366,41 @@ def test_a_profile_is_installed_and_read_back_setting_by_setting(
     assert ipad.run() == 1 and ipad.handled[-1] == "RemoveProfile" and not ipad.profiles
 
 
+def test_an_ipad_whose_management_profile_is_removed_no_longer_counts_its_profile_enforced(
+    enrol_ipad: Enrol, session: Session, make_user: Callable[..., User]
+) -> None:
+    """P-PROFILE-1, P-REG-7: removing the management profile (by hand, in Settings) takes every
+    profile Trolley installed with it, and the iPad says so as it checks out: the record stops
+    saying its settings are enforced, from that moment, and says why."""
+    from server.profiles import services as profiles
+    from server.profiles.models import AppliedState, DeviceAppliedSetting, DeviceProfileStatus
+
+    ipad, device = enrol_ipad(supervised=True)
+    ipad.run()
+    lead = make_user(Role.COMPUTING_LEAD)
+    profile = profiles.create_profile(session, lead, name="Year 2", start_from="ks1-ipad")
+    profiles.assign(session, lead, profile, "school", None)
+    session.commit()
+    ipad.run()
+    session.expire_all()
+    status = session.scalar(
+        select(DeviceProfileStatus).where(DeviceProfileStatus.device_id == device.id)
+    )
+    assert status is not None and status.applied_sha256 is not None
+    assert ipad.check_in("CheckOut").status_code == 200
+    session.expire_all()
+    status = session.scalar(
+        select(DeviceProfileStatus).where(DeviceProfileStatus.device_id == device.id)
+    )
+    assert status is not None and status.applied_sha256 is None
+    rows = session.scalars(
+        select(DeviceAppliedSetting).where(DeviceAppliedSetting.device_id == device.id)
+    ).all()
+    assert rows and {row.state for row in rows} == {AppliedState.FAILED}
+    assert all("management profile" in row.detail for row in rows)
+    assert profiles.applied_view(session, device).applied is False
+
+
 def test_an_ipad_enrolled_with_apple_mdm_leaves_the_kiosk_channel(
     enrol_ipad: Enrol,
     session: Session,
