@@ -72,6 +72,8 @@ def report_unit(session: Session, school_id: int, org_unit_id: str, at: datetime
             GoogleDevice.school_id == school_id,
             GoogleDevice.org_unit_id == org_unit_id,
             GoogleDevice.device_id.is_not(None),
+            # A deprovisioned Chromebook is listed in the unit but no longer takes its policy.
+            GoogleDevice.status.in_(GoogleDevice.MANAGED),
         )
         .options(joinedload(GoogleDevice.device))
     ).all()

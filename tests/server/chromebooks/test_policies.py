@@ -181,6 +181,30 @@ def test_google_down_leaves_the_profile_waiting_and_the_next_run_sends_it(
     assert row.state is PolicyState.ENFORCED
 
 
+def test_a_deprovisioned_chromebook_is_not_told_its_policy_is_in_force(
+    session: Session,
+    box: SecretBox,
+    api: GoogleApi,
+    link: GoogleLink,
+    profiled: Device,
+    chromebook: Chromebook,
+    technician: User,
+    unit: str,
+) -> None:
+    """P-PROFILE-2: Google's read-back of an org unit's policy speaks for the Chromebooks Google
+    still manages; one deprovisioned out of management (still listed in the unit) is not
+    recorded as having the profile in force."""
+    gone, _resource = chromebook(orgUnitId=unit, status="DEPROVISIONED")
+    profiles.recompute_desired(session, link.school_id, [gone.id])  # the school's profile
+    session.commit()
+    services.sync_devices(session, box, api, link.school_id)
+    policies.push_profiles(session, box, api, technician)
+    assert profiles.applied_view(session, profiled).applied
+    view = profiles.applied_view(session, gone)
+    assert not view.applied and view.reported_at is None
+    assert all(row.state != "enforced" for row in view.rows)
+
+
 def test_googles_read_back_is_the_chromebooks_applied_state_as_for_a_kiosk(
     session: Session,
     box: SecretBox,
