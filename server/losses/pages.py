@@ -19,6 +19,8 @@ LOST_MODE_LABELS = {
     "waiting_approval": "Waiting for a second person to approve it: not sent yet",
     "pending": "Pending: waiting for the device to collect it",
     "active": "Active: the device is locked and shows the return message",
+    "in_google": "Disabled in Google: the Chromebook locks and shows the return message when it "
+    "next syncs with Google, which it has not done since",
     "locked_only": "Not lost mode: the device could only be locked with the return message (an "
     "iPad that is not supervised), and it opens with its passcode",
     "turning_off": "Turning off: waiting for the device",

@@ -103,7 +103,8 @@ class ClockOut(BaseModel):
 class LostModeOut(BaseModel):
     state: str = Field(
         description="none, not_possible, waiting_approval (not sent until a second person "
-        "approves), pending, active, locked_only (the device could only lock, not enter lost "
+        "approves), pending, in_google (a Chromebook disabled in Google, not synced since), "
+        "active, locked_only (the device could only lock, not enter lost "
         "mode), failed, turning_off, off, erased (not known: the device was erased after it "
         "confirmed lost mode)"
     )

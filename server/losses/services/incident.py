@@ -29,6 +29,9 @@ def _command_steps(command: Command) -> list[Step]:
             if command.status is CommandStatus.DONE
             else f"{command.status.label}: {command.detail or 'no reason given'}"
         )
+        if command.status is CommandStatus.DONE and "status" in command.result.get("google", {}):
+            # A Chromebook's status changed in Google's directory, not on the device.
+            outcome = "done in Google: the Chromebook follows when it next syncs"
         steps.append(Step(command.finished_at, f"{name} {outcome}", None, "command"))
     elif command.status is CommandStatus.PENDING_APPROVAL:
         steps.append(

@@ -68,12 +68,21 @@ def lost_mode(session: Session, loss: LossReport) -> LostMode:
         if enabled and latest.result.get("lost_mode") is False:
             # What the device did is what it says: a lock, not lost mode.
             return LostMode("locked_only", latest)
+        if enabled and "google" in latest.result and not _synced_since(loss, latest):
+            # Google disabled it; the Chromebook itself locks only when it next syncs.
+            return LostMode("in_google", latest)
         return LostMode("active" if enabled else "off", latest)
     if status is CommandStatus.PENDING_APPROVAL:
         return LostMode("waiting_approval" if enabled else "turning_off", latest)
     if not status.finished:
         return LostMode("pending" if enabled else "turning_off", latest)
     return LostMode("failed", latest)
+
+
+def _synced_since(loss: LossReport, command: Command) -> bool:
+    """Whether the device has been heard from (a Chromebook: synced with Google) since."""
+    seen = loss.device.last_seen_at
+    return seen is not None and command.finished_at is not None and seen > command.finished_at
 
 
 def _queue_lost_mode(
@@ -170,12 +179,13 @@ def retry_lost_mode(
     _require_manager(actor)
     _require_open(loss)
     state = lost_mode(session, loss).state
-    if state in ("waiting_approval", "pending", "active"):
+    if state in ("waiting_approval", "pending", "in_google", "active"):
         raise Conflict(
             "Lost mode is already "
             + {
                 "active": "on.",
                 "pending": "on its way.",
+                "in_google": "on in Google.",
                 "waiting_approval": "waiting for approval.",
             }[state]
         )

@@ -139,9 +139,16 @@ def test_a_loss_disables_the_chromebook_with_the_return_message_and_found_enable
     assert google.devices[resource["deviceId"]]["status"] == "DISABLED"
     message = google.policies[unit]["chrome.devices.DisabledDeviceReturnInstructions"]
     assert message["deviceDisabledMessage"] == head.school.return_message
+    # Google has disabled it; the Chromebook itself locks when it next syncs, not before.
     state = losses.lost_mode(session, loss)
-    assert state.state == "active"
+    assert state.state == "in_google" and "next syncs with Google" in state.label
     assert "disabled in Google" in state.command.detail
+    steps = [step.what for step in losses.incident_record(session, losses.case(session, loss))]
+    assert "Lost mode on done in Google: the Chromebook follows when it next syncs" in steps
+    clock.tick(120)
+    resource["lastSync"] = clock.now.isoformat().replace("+00:00", "Z")
+    services.sync_devices(session, box, api, device.school_id)
+    assert losses.lost_mode(session, loss).state == "active"
     losses.assess(
         session,
         head,
