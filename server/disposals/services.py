@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, and_, exists, func, not_, or_, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from server.activity.services import record
@@ -37,8 +37,10 @@ from server.disposals.models import (
     ErasureSource,
     WipeMethod,
 )
+from server.enrolment.models import DeviceIdentity
 from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from server.licences.services import forget_installed_apps
+from server.loans.models import LoanItem
 from server.schools.models import School
 from server.schools.services import day, when
 
@@ -440,6 +442,18 @@ def batch_of(session: Session, device: Device) -> DisposalItem | None:
     )
 
 
+def _used_after(moment: Any) -> ColumnElement[bool]:
+    """Whether a device (a correlated condition on `Device`) was set up or used after `moment`:
+    enrolled again, counted photos, or taken out on a loan. An erasure before that no longer
+    vouches for what is on it."""
+    return or_(
+        # Never counted is no count (and must not leave the whole condition NULL).
+        and_(Device.photo_count_at.is_not(None), Device.photo_count_at > moment),
+        exists().where(DeviceIdentity.device_id == Device.id, DeviceIdentity.enrolled_at > moment),
+        exists().where(LoanItem.device_id == Device.id, LoanItem.out_at > moment),
+    )
+
+
 def add_device(
     session: Session,
     actor: User,
@@ -476,6 +490,18 @@ def add_device(
         note = ""
     else:
         erasure = latest_erasure(session, device)
+        if erasure is not None and session.scalar(
+            select(_used_after(erasure.confirmed_at)).where(Device.id == device.id)
+        ):
+            message = (
+                f"{device.asset_tag} has been enrolled, used or taken out since its last erasure "
+                f"({describe_erasure(erasure, actor.school)}), so that erasure no longer says "
+                "what is on it. Send it a factory reset and wait for the device to confirm it, "
+                "or record the erasure done now and the evidence for it."
+            )
+            raise ValidationFailed(
+                message, details=[{"field": "erasure_evidence", "message": message}]
+            )
     if erasure is None:
         message = (
             f"{device.asset_tag} has no record of a factory reset or of being destroyed. "
@@ -700,16 +726,23 @@ def complete_batch(
 
 
 def ready_to_dispose(session: Session, school_id: int, *, limit: int = 200) -> Sequence[Device]:
-    """Devices with erasure evidence, not yet in any batch or disposed: candidates to add."""
-    erased = select(DeviceErasure.device_id).where(DeviceErasure.school_id == school_id)
+    """Devices whose latest erasure still stands (not enrolled, used or taken out since), not
+    yet in any batch or disposed: candidates to add."""
+    erased = (
+        select(DeviceErasure.device_id, func.max(DeviceErasure.confirmed_at).label("at"))
+        .where(DeviceErasure.school_id == school_id)
+        .group_by(DeviceErasure.device_id)
+        .subquery()
+    )
     in_batch = select(DisposalItem.device_id).where(DisposalItem.school_id == school_id)
     return session.scalars(
         select(Device)
+        .join(erased, erased.c.device_id == Device.id)
         .where(
             Device.school_id == school_id,
             Device.status != DeviceStatus.DISPOSED,
-            Device.id.in_(erased),
             Device.id.not_in(in_batch),
+            not_(_used_after(erased.c.at)),
         )
         .order_by(Device.asset_tag)
         .limit(limit)

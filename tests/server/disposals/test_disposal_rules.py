@@ -457,6 +457,79 @@ def test_ready_to_dispose_lists_erased_devices_not_yet_batched(
     ]
 
 
+@pytest.mark.parametrize("since", ["enrolled", "counted photos", "lent"])
+def test_an_erasure_the_device_has_since_outlived_is_not_evidence(
+    session: Session,
+    sbm: User,
+    batch: Disposal,
+    reset_device: Callable[..., Device],
+    make_user: Callable[..., User],
+    since: str,
+) -> None:
+    """P-DISPOSE-1: a reset from before the device was enrolled again, counted photos or went
+    out on a loan says nothing of what is on it now: the device is not offered as ready to
+    dispose of, and adding it on that evidence is refused until a fresh erasure is recorded."""
+    from server.enrolment.models import DeviceIdentity
+    from server.loans.models import ItemState, Loan, LoanItem
+
+    device, kept = reset_device(), reset_device()
+    later = utcnow() + timedelta(minutes=5)
+    if since == "enrolled":
+        session.add(
+            DeviceIdentity(
+                school_id=device.school_id,
+                device_id=device.id,
+                mqtt_id="dev-used-again",
+                public_key="x",
+                kid="k",
+                broker_secret_hash="x",
+                platform="linux",
+                enrolled_at=later,
+            )
+        )
+    elif since == "counted photos":
+        device.photo_count, device.photo_count_at = 4, later
+    else:
+        loan = Loan(
+            school_id=device.school_id,
+            teacher_id=make_user(Role.TEACHER).id,
+            started_at=later,
+            due_at=later + timedelta(hours=1),
+            closed_at=later + timedelta(hours=1),
+        )
+        session.add(loan)
+        session.flush()
+        session.add(
+            LoanItem(
+                school_id=device.school_id,
+                loan_id=loan.id,
+                device_id=device.id,
+                out_at=later,
+                state=ItemState.RETURNED,
+                returned_at=later + timedelta(hours=1),
+            )
+        )
+    session.commit()
+    ready = [d.asset_tag for d in services.ready_to_dispose(session, sbm.school_id)]
+    assert ready == [kept.asset_tag]
+    with pytest.raises(ValidationFailed, match="since its last erasure") as refused:
+        services.add_device(
+            session, sbm, batch.id, device.asset_tag, wipe_method=WipeMethod.FORENSIC_WIPE
+        )
+    assert refused.value.details[0]["field"] == "erasure_evidence"
+    session.rollback()
+    item = services.add_device(  # a fresh erasure, vouched for now, is evidence again
+        session,
+        sbm,
+        batch.id,
+        device.asset_tag,
+        wipe_method=WipeMethod.FORENSIC_WIPE,
+        erasure_method=ErasureMethod.FACTORY_RESET,
+        erasure_evidence="reset again at the desk",
+    )
+    assert item.device_id == device.id
+
+
 def test_batches_and_devices_of_another_school_are_out_of_reach(
     session: Session,
     sbm: User,
