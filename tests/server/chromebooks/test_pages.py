@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Callable
 
 from flask.testing import FlaskClient
@@ -167,6 +168,12 @@ def test_a_pushed_profile_shows_each_settings_state_on_the_page(
     assert "Google reports it in force" in page and "not supported" in page
     device_page = client.get(f"/devices/{device.asset_tag}").get_data(as_text=True)
     assert "Chrome policy in force on its org unit" in device_page
+    # Each row says when Google read it back (P-PROFILE-2: a state with its time).
+    table = device_page.split("Chrome policy in force on its org unit", 1)[1].split("</table>")[0]
+    assert "<th>Google read it back</th>" in table
+    row = table.split("ephemeralUsersEnabled", 1)[1].split("</tr>", 1)[0]
+    cells = re.findall(r"<td>(.*?)</td>", row, re.S)
+    assert re.search(r"\d\d:\d\d on \w{3} \d{1,2} \w{3} \d{4}", cells[-1]), cells
 
 
 def test_the_termly_audit_flags_chromebooks_google_does_not_list_or_has_not_heard_from(
