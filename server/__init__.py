@@ -114,6 +114,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         REMEMBER_COOKIE_HTTPONLY=True,
         REMEMBER_COOKIE_SECURE=settings.secure_cookies,
         PERMANENT_SESSION_LIFETIME=timedelta(hours=8),
+        # The cookie is written only when the session changes: a slower request running beside
+        # (a stylesheet, the favicon) would otherwise answer with the session as it was when it
+        # began and overwrite a newer one (a sign-in, a just-flashed "Imported …"). Idle
+        # time-out is the server's own (`resume_session`), so nothing needs the cookie renewed.
+        SESSION_REFRESH_EACH_REQUEST=False,
         MAX_CONTENT_LENGTH=settings.max_upload_bytes,
         WTF_CSRF_TIME_LIMIT=8 * 3600,
         TESTING=settings.testing,

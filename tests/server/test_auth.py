@@ -154,3 +154,25 @@ def test_forms_without_a_csrf_token_are_refused(
 def test_session_cookie_flags(app: Flask) -> None:
     assert app.config["SESSION_COOKIE_HTTPONLY"] is True
     assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
+
+
+def test_a_request_that_changes_nothing_does_not_rewrite_the_session_cookie(
+    client: FlaskClient, make_user: Callable[..., User]
+) -> None:
+    """A slower request running beside another (a stylesheet, the favicon, a page) must not
+    answer with the session cookie as it was when it began: that would overwrite a newer one,
+    losing a sign-in or the message an import just flashed. Only a change writes the cookie."""
+    log_in_as(client, make_user(Role.SBM))
+    with client.session_transaction() as sess:
+        sess.permanent = True  # as signing in makes it
+    client.get("/")  # the first page after signing in settles the session (Flask-Login's id)
+    for path in ("/static/trolley.css", "/favicon.ico", "/devices"):
+        answer = client.get(path)
+        answer.close()  # a static file is streamed from disk
+        assert answer.status_code == 200, path
+        assert "trolley_session" not in answer.headers.get("Set-Cookie", ""), path
+    with client.session_transaction() as sess:
+        sess["_flashes"] = [("success", "Imported register.csv")]
+    shown = client.get("/devices")  # the flash is read, so the session changes and is written
+    assert "Imported register.csv" in shown.get_data(as_text=True)
+    assert "trolley_session" in shown.headers.get("Set-Cookie", "")
