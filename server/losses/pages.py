@@ -100,6 +100,11 @@ class LostMode:
     command: Command | None = None
 
     @property
+    def standing(self) -> bool:
+        """Asked for and not refused: sending it again would only repeat it."""
+        return self.state in ("waiting_approval", "pending", "in_google", "active")
+
+    @property
     def label(self) -> str:
         text = LOST_MODE_LABELS[self.state]
         if self.state == "failed" and self.command is not None:

@@ -178,8 +178,9 @@ def retry_lost_mode(
     now = now or utcnow()
     _require_manager(actor)
     _require_open(loss)
-    state = lost_mode(session, loss).state
-    if state in ("waiting_approval", "pending", "in_google", "active"):
+    found = lost_mode(session, loss)
+    state = found.state
+    if found.standing:
         raise Conflict(
             "Lost mode is already "
             + {
